@@ -1,0 +1,196 @@
+"""Bearer tokens between peer bots on /a2a.
+
+A caller signs a short-lived JWT per request: ``iss`` is the calling bot, ``aud`` the receiving bot,
+``jti`` unique, ``exp`` within ``TOKEN_LIFETIME_SECONDS``. The receiver checks all of that and
+remembers the ``jti`` until expiry, so a captured token cannot be replayed. The key is the shared
+``A2A_AUTH_SECRET`` (HS256); ``TokenSigner``/``TokenVerifier`` are the seams where an asymmetric key
+or Entra ID tokens would plug in instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+from a2a.client.client import ClientCallContext
+from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
+from starlette.authentication import SimpleUser
+
+logger = logging.getLogger(__name__)
+
+TOKEN_LIFETIME_SECONDS = 60
+CLOCK_SKEW_SECONDS = 10
+_ALGORITHM = "HS256"
+UNAUTHENTICATED_CODE = -32001
+
+
+class TokenSigner(Protocol):
+    def token_for(self, audience: str) -> str: ...
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> str:
+        """Return the caller's name, or raise ``InvalidPeerToken`` with a loggable reason."""
+        ...
+
+
+class InvalidPeerToken(Exception):
+    """Why a token was refused; safe to log (it never contains the token)."""
+
+
+@dataclass(frozen=True)
+class SharedSecretSigner:
+    secret: str
+    issuer: str
+
+    def token_for(self, audience: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": now,
+            "nbf": now - 1,
+            "exp": now + TOKEN_LIFETIME_SECONDS,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.secret, algorithm=_ALGORITHM)
+
+
+class SharedSecretVerifier:
+    def __init__(self, secret: str, audience: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._secret = secret
+        self._audience = audience
+        self._clock = clock
+        self._seen_jti: dict[str, float] = {}
+
+    def verify(self, token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                audience=self._audience,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidPeerToken("token expired") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidPeerToken("token is for another audience") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidPeerToken("bad signature") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise InvalidPeerToken(f"missing claim {error.claim}") from None
+        except jwt.PyJWTError as error:
+            raise InvalidPeerToken(f"malformed token ({type(error).__name__})") from None
+        now = self._clock()
+        if claims["exp"] - claims["iat"] > TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
+            raise InvalidPeerToken("token lifetime too long")
+        self._forget_expired(now)
+        jti = str(claims["jti"])
+        if jti in self._seen_jti:
+            raise InvalidPeerToken("token replayed")
+        self._seen_jti[jti] = float(claims["exp"]) + CLOCK_SKEW_SECONDS
+        return str(claims["iss"])
+
+    def _forget_expired(self, now: float) -> None:
+        if len(self._seen_jti) < 1024:
+            return
+        for jti, expires in list(self._seen_jti.items()):
+            if expires < now:
+                del self._seen_jti[jti]
+
+
+class PeerTokenInterceptor(ClientCallInterceptor):
+    """Adds a fresh bearer token, addressed to the receiving bot by its card name, to every call."""
+
+    def __init__(self, signer: TokenSigner) -> None:
+        self._signer = signer
+
+    async def before(self, args: BeforeArgs) -> None:
+        if args.context is None:
+            args.context = ClientCallContext()
+        if args.context.service_parameters is None:
+            args.context.service_parameters = {}
+        token = self._signer.token_for(args.agent_card.name)
+        args.context.service_parameters["Authorization"] = f"Bearer {token}"
+
+    async def after(self, args: AfterArgs) -> None:
+        return None
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PeerAuthMiddleware:
+    """Refuses POSTs to the A2A endpoint without a valid peer token; the card stays public.
+
+    On success the caller's name is put where a2a-sdk's context builder finds it
+    (``scope["user"]``), so the executor can match it against the handoff's ``from``.
+    """
+
+    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier | None, path: str = "/a2a") -> None:
+        self._app = app
+        self._verifier = verifier
+        self._path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != self._path:
+            await self._app(scope, receive, send)
+            return
+        if self._verifier is None:
+            await self._app(scope, receive, send)
+            return
+        header = _header(scope, b"authorization")
+        try:
+            if not header.startswith("Bearer "):
+                raise InvalidPeerToken("missing bearer token")
+            caller = self._verifier.verify(header.removeprefix("Bearer ").strip())
+        except InvalidPeerToken as refusal:
+            client = scope.get("client") or ("?", 0)
+            logger.warning(
+                "a2a_auth_rejected",
+                extra={"event": "a2a_auth_rejected", "reason": str(refusal), "client": client[0]},
+            )
+            await _send_unauthorized(send, str(refusal))
+            return
+        scope["user"] = SimpleUser(caller)
+        await self._app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _send_unauthorized(send: Send, reason: str) -> None:
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": UNAUTHENTICATED_CODE, "message": f"Unauthorized: {reason}"},
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="a2a"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

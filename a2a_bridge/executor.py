@@ -1,0 +1,201 @@
+"""The receiving side of a handoff: validate it, let the bot greet the user, answer with the outcome.
+
+The executor answers every well-formed handoff with exactly one A2A ``Message`` that carries a
+``handoffOutcome`` data part (and a text part for humans reading logs). A payload that is not a
+valid handoff gets JSON-RPC -32602 naming the field. A valid handoff that policy refuses (hop limit,
+service URL or tenant not allowed) gets a ``rejected`` outcome with the reason, and no outbound call.
+A handoff id seen before gets the first outcome again: a retried send greets nobody twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from a2a.helpers import get_data_parts, new_data_part, new_text_part
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.types import Message, Role
+from a2a.utils.errors import InvalidParamsError, UnsupportedOperationError
+from pydantic import ValidationError
+
+from a2a_bridge.handoff import (
+    HANDOFF_KIND,
+    HandoffMessage,
+    HandoffOutcome,
+    HandoffStatus,
+    describe_validation_error,
+)
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class GreetingDelivery(Protocol):
+    """What the bot does for a handoff: open a 1:1 with the user, run its agent, send the greeting.
+
+    It returns an outcome rather than raising: a failure's ``reason`` is shown to the user.
+    """
+
+    async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome: ...
+
+
+class HandoffLedger(Protocol):
+    """Durable memory of handoffs received, so a retried send returns the first outcome."""
+
+    async def find_outcome(self, handoff_id: str) -> HandoffOutcome | None: ...
+
+    async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None: ...
+
+
+@dataclass(frozen=True)
+class HandoffPolicy:
+    receiver_name: str
+    max_hops: int = 1
+    service_url_hosts: Sequence[str] = ("smba.trafficmanager.net",)
+    allow_loopback_service_urls: bool = False
+    tenant_allowlist: Sequence[str] = field(default_factory=tuple)
+
+    def refusal(self, handoff: HandoffMessage) -> str | None:
+        """Why this handoff may not be carried out, or None when it may."""
+        if handoff.hops > self.max_hops:
+            return (
+                f"{self.receiver_name} does not take handoffs that were already passed on "
+                f"{handoff.hops - 1} time(s); ask {self.receiver_name} directly instead."
+            )
+        url = urlsplit(handoff.service_url)
+        host = (url.hostname or "").lower()
+        loopback_ok = self.allow_loopback_service_urls and host in LOOPBACK_HOSTS
+        if not loopback_ok and (url.scheme != "https" or host not in self.service_url_hosts):
+            return (
+                f"the Teams service address in this handoff is not one {self.receiver_name} is "
+                "allowed to contact."
+            )
+        if self.tenant_allowlist and handoff.tenant_id not in self.tenant_allowlist:
+            return f"{self.receiver_name} is not enabled for your organisation."
+        return None
+
+
+def handoff_from_message(message: Message | None) -> HandoffMessage:
+    """The handoff a message carries, or -32602 naming what is wrong (never echoing values)."""
+    parts = list(message.parts) if message is not None else []
+    payloads = [data for data in get_data_parts(parts) if isinstance(data, dict)]
+    handoffs = [data for data in payloads if data.get("kind") == HANDOFF_KIND]
+    if len(handoffs) != 1:
+        logger.warning("handoff_invalid", extra={"event": "handoff_invalid", "reason": "no handoff part"})
+        raise InvalidParamsError(
+            message="invalid handoff: message: expected exactly one data part with kind 'handoff'"
+        )
+    try:
+        return HandoffMessage.from_wire(handoffs[0])
+    except ValidationError as error:
+        description = describe_validation_error(error)
+        logger.warning("handoff_invalid", extra={"event": "handoff_invalid", "reason": description})
+        raise InvalidParamsError(message=description) from None
+
+
+class HandoffAgentExecutor(AgentExecutor):
+    def __init__(self, *, policy: HandoffPolicy, delivery: GreetingDelivery, ledger: HandoffLedger) -> None:
+        self._policy = policy
+        self._delivery = delivery
+        self._ledger = ledger
+        self._in_flight: dict[str, asyncio.Future[HandoffOutcome]] = {}
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        handoff = handoff_from_message(context.message)
+        caller = context.call_context.user
+        if caller.is_authenticated and caller.user_name != handoff.from_:
+            logger.warning(
+                "handoff_rejected",
+                extra={"event": "handoff_rejected", "handoff_id": handoff.handoff_id,
+                       "reason": "from does not match the authenticated caller"},
+            )
+            raise InvalidParamsError(message="invalid handoff: from: does not match the authenticated caller")
+        outcome = await self._outcome_once(handoff)
+        await event_queue.enqueue_event(_outcome_message(outcome, context))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        raise UnsupportedOperationError(message="a handoff cannot be cancelled")
+
+    async def _outcome_once(self, handoff: HandoffMessage) -> HandoffOutcome:
+        pending = self._in_flight.get(handoff.handoff_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[HandoffOutcome] = asyncio.get_running_loop().create_future()
+        self._in_flight[handoff.handoff_id] = future
+        try:
+            outcome = await self._decide(handoff)
+            future.set_result(outcome)
+            return outcome
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: a waiter may not exist
+            raise
+        finally:
+            del self._in_flight[handoff.handoff_id]
+
+    async def _decide(self, handoff: HandoffMessage) -> HandoffOutcome:
+        earlier = await self._ledger.find_outcome(handoff.handoff_id)
+        if earlier is not None:
+            logger.info(
+                "handoff_duplicate",
+                extra={"event": "handoff_duplicate", "handoff_id": handoff.handoff_id,
+                       "status": earlier.status.value},
+            )
+            return earlier
+        logger.info(
+            "handoff_received",
+            extra={"event": "handoff_received", "handoff_id": handoff.handoff_id, "from_bot": handoff.from_,
+                   "hops": handoff.hops},
+        )
+        refusal = self._policy.refusal(handoff)
+        if refusal is not None:
+            logger.warning(
+                "handoff_rejected",
+                extra={"event": "handoff_rejected", "handoff_id": handoff.handoff_id, "reason": refusal},
+            )
+            outcome = HandoffOutcome(
+                handoff_id=handoff.handoff_id, status=HandoffStatus.REJECTED,
+                peer=self._policy.receiver_name, reason=refusal,
+            )
+        else:
+            started = time.perf_counter()
+            try:
+                outcome = await self._delivery.deliver(handoff)
+            except Exception:
+                logger.exception(
+                    "greeting_failure",
+                    extra={"event": "greeting_failure", "handoff_id": handoff.handoff_id},
+                )
+                outcome = HandoffOutcome(
+                    handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED,
+                    peer=self._policy.receiver_name,
+                    reason=f"{self._policy.receiver_name} ran into an internal problem; please try again later.",
+                )
+            logger.info(
+                "handoff_done",
+                extra={"event": "handoff_done", "handoff_id": handoff.handoff_id,
+                       "status": outcome.status.value, "duration_ms": round((time.perf_counter() - started) * 1000)},
+            )
+        await self._ledger.record_outcome(handoff, outcome)
+        return outcome
+
+
+def _outcome_message(outcome: HandoffOutcome, context: RequestContext) -> Message:
+    if outcome.delivered:
+        text = f"{outcome.peer} has greeted the user in a 1:1 chat."
+    else:
+        text = f"Handoff {outcome.status.value}: {outcome.reason}"
+    return Message(
+        role=Role.ROLE_AGENT,
+        message_id=str(uuid.uuid4()),
+        context_id=context.context_id or "",
+        parts=[new_data_part(outcome.to_wire()), new_text_part(text)],
+    )

@@ -1,0 +1,231 @@
+"""Peers: their cards, cached and refreshed, and sending a handoff to one of them.
+
+Every peer shares the process's one pooled ``httpx.AsyncClient``. A card is fetched once and cached;
+it is fetched again when it is older than ``max_age`` or when a call to that peer fails. A peer whose
+card cannot be fetched is simply absent from ``available()`` (and so from the model's instructions
+and the tool's enum) until a later refresh succeeds; nothing waits for peers at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError, Client, ClientConfig
+from a2a.client import create_client as create_a2a_client
+from a2a.helpers import get_data_parts, new_data_part
+from a2a.types import AgentCard, Message, Role, SendMessageRequest, StreamResponse
+from a2a.utils.errors import A2AError
+from pydantic import ValidationError
+
+from a2a_bridge.auth import PeerTokenInterceptor, TokenSigner
+from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeerProfile:
+    """What the model is told about a peer, read off its live card."""
+
+    name: str
+    description: str
+    skills: tuple[tuple[str, str], ...]
+    base_url: str
+
+
+@dataclass
+class _Peer:
+    base_url: str
+    card: AgentCard | None = None
+    client: Client | None = None
+    fetched_at: float = 0.0
+    last_attempt_at: float | None = None
+    stale: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def profile(self) -> PeerProfile | None:
+        if self.card is None:
+            return None
+        return PeerProfile(
+            name=self.card.name,
+            description=self.card.description,
+            skills=tuple((skill.name, skill.description) for skill in self.card.skills),
+            base_url=self.base_url,
+        )
+
+
+class PeerDirectory:
+    def __init__(
+        self,
+        base_urls: list[str],
+        http: httpx.AsyncClient,
+        *,
+        self_name: str,
+        signer: TokenSigner | None,
+        card_max_age: float,
+        retry_after: float,
+        call_timeout: float,
+        card_timeout: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._peers = [_Peer(base_url=url) for url in base_urls]
+        self._http = http
+        self._self_name = self_name
+        self._interceptors = [PeerTokenInterceptor(signer)] if signer else []
+        self._card_max_age = card_max_age
+        self._retry_after = retry_after
+        self._call_timeout = call_timeout
+        self._card_timeout = card_timeout
+        self._clock = clock
+
+    async def refresh(self) -> None:
+        """Fetch every card that is missing or stale, concurrently; failures only log."""
+        await asyncio.gather(*(self._refresh(peer) for peer in self._peers if self._due(peer)))
+
+    def available(self) -> list[PeerProfile]:
+        profiles = [peer.profile() for peer in self._peers]
+        seen: set[str] = set()
+        unique = []
+        for profile in profiles:
+            if profile is None or profile.name in seen or profile.name == self._self_name:
+                continue
+            seen.add(profile.name)
+            unique.append(profile)
+        return unique
+
+    async def send_handoff(self, peer_name: str, handoff: HandoffMessage) -> HandoffOutcome:
+        peer = self._by_name(peer_name)
+        if peer is None or peer.client is None:
+            return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")
+        request = SendMessageRequest(
+            message=Message(
+                role=Role.ROLE_USER,
+                message_id=handoff.a2a_message_id(),
+                parts=[new_data_part(handoff.to_wire())],
+            )
+        )
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                async for response in peer.client.send_message(request):
+                    return self._read_outcome(response, handoff, peer_name)
+            return _failed(handoff, peer_name, f"{peer_name} did not answer the handoff.")
+        except (TimeoutError, A2AClientTimeoutError):
+            peer.stale = True
+            logger.warning(
+                "a2a_send_failure",
+                extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
+                       "reason": "timeout", "duration_ms": _ms(started)},
+            )
+            return _failed(handoff, peer_name, f"{peer_name} took too long to answer.")
+        except A2AClientError as error:
+            peer.stale = True
+            status = _http_status(error)
+            logger.warning(
+                "a2a_send_failure",
+                extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
+                       "reason": f"transport ({status or type(error.__cause__).__name__})",
+                       "duration_ms": _ms(started)},
+            )
+            if status in (401, 403):
+                return _failed(
+                    handoff, peer_name, f"{peer_name} did not accept this bot's credentials; "
+                    "an administrator needs to check the A2A settings of both bots.")
+            return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")
+        except A2AError as error:
+            logger.warning(
+                "a2a_send_failure",
+                extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
+                       "reason": f"{type(error).__name__}: {error.message}", "duration_ms": _ms(started)},
+            )
+            return _failed(handoff, peer_name, f"{peer_name} could not accept the handoff.")
+
+    def _read_outcome(
+        self, response: StreamResponse, handoff: HandoffMessage, peer_name: str
+    ) -> HandoffOutcome:
+        message = response.message if response.HasField("message") else None
+        if message is None and response.HasField("task") and response.task.status.HasField("message"):
+            message = response.task.status.message
+        for data in get_data_parts(list(message.parts)) if message is not None else []:
+            if isinstance(data, dict) and data.get("kind") == OUTCOME_KIND:
+                try:
+                    outcome = HandoffOutcome.model_validate(data)
+                except ValidationError:
+                    break
+                if outcome.handoff_id == handoff.handoff_id:
+                    return outcome.model_copy(update={"peer": peer_name})
+        logger.warning(
+            "a2a_send_failure",
+            extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
+                   "reason": "answer carried no handoff outcome"},
+        )
+        return _failed(handoff, peer_name, f"{peer_name} gave an answer this bot could not understand.")
+
+    def _by_name(self, name: str) -> _Peer | None:
+        for peer in self._peers:
+            if peer.card is not None and peer.card.name == name:
+                return peer
+        return None
+
+    def _due(self, peer: _Peer) -> bool:
+        now = self._clock()
+        if peer.card is not None and not peer.stale and now - peer.fetched_at < self._card_max_age:
+            return False
+        return not (
+            peer.card is None
+            and peer.last_attempt_at is not None
+            and now - peer.last_attempt_at < self._retry_after
+        )
+
+    async def _refresh(self, peer: _Peer) -> None:
+        if peer.lock.locked():
+            return
+        async with peer.lock:
+            peer.last_attempt_at = self._clock()
+            resolver = A2ACardResolver(self._http, peer.base_url)
+            try:
+                async with asyncio.timeout(self._card_timeout):
+                    card = await resolver.get_agent_card()
+                client = await create_a2a_client(
+                    card,
+                    client_config=ClientConfig(streaming=False, httpx_client=self._http),
+                    interceptors=list(self._interceptors),
+                )
+            except (TimeoutError, A2AError, httpx.HTTPError, ValueError) as error:
+                logger.warning(
+                    "peer_card_unavailable",
+                    extra={"event": "peer_card_unavailable", "peer_url": peer.base_url,
+                           "reason": type(error).__name__},
+                )
+                peer.card, peer.client = None, None
+                return
+            is_new = peer.card is None or peer.card.name != card.name
+            peer.card, peer.client = card, client
+            peer.fetched_at, peer.stale = self._clock(), False
+            if is_new:
+                logger.info(
+                    "peer_card_resolved",
+                    extra={"event": "peer_card_resolved", "peer": card.name, "peer_url": peer.base_url},
+                )
+
+
+def _failed(handoff: HandoffMessage, peer: str, reason: str) -> HandoffOutcome:
+    return HandoffOutcome(
+        handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=peer, reason=reason
+    )
+
+
+def _http_status(error: BaseException) -> int | None:
+    cause = error.__cause__
+    if isinstance(cause, httpx.HTTPStatusError):
+        return cause.response.status_code
+    return None
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

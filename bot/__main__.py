@@ -1,0 +1,64 @@
+"""``python -m bot --env-file env/alice.env``: run one bot instance."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import uvicorn
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import configure_logging
+from bot.prompts import PromptError
+from bot.service import running_bot
+from bot.store import StoreError
+
+logger = logging.getLogger("bot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run one Teams handoff bot.")
+    parser.add_argument("--env-file", help="env file that defines this instance (its values win over ./.env)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.bot_name, settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except (ConfigError, PromptError, StoreError) as error:
+        print(f"start-up error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def serve(settings: Settings) -> None:
+    async with running_bot(settings) as service:
+        if settings.local_development:
+            logger.warning(
+                "local_development_mode",
+                extra={"event": "local_development_mode",
+                       "detail": "LOCAL_DEVELOPMENT=true: /a2a accepts unauthenticated peers, loopback service "
+                       "URLs are allowed" + (", and Teams requests are not authenticated"
+                                             if settings.dangerously_allow_unauthenticated_requests else "")},
+            )
+        config = uvicorn.Config(
+            service.web, host=settings.host, port=settings.port, log_config=None, access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
+        try:
+            await server.serve()
+        finally:
+            peers_refresh.cancel()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

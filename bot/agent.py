@@ -1,0 +1,157 @@
+"""The bot's LLM agent: instructions from prompts and live peer cards, one session per conversation,
+and the ``handoff_to_peer`` tool whose identity fields come from the turn, never from the model."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from agent_framework import Agent, AgentSession, FunctionTool, Message, SupportsChatGetResponse
+
+from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome
+from a2a_bridge.peer_client import PeerDirectory
+from bot.history import StoreHistoryProvider
+from bot.offline_model import HANDOFF_CONTEXT_KEY, HANDOFF_TOOL_NAME
+from bot.prompts import Prompts
+from bot.store import Store
+
+logger = logging.getLogger(__name__)
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_user_name(name: str | None) -> str:
+    return _CONTROL_CHARS.sub(" ", name or "").strip()[:100]
+
+
+@dataclass(frozen=True)
+class TurnIdentity:
+    """Who the user is and where to reach them, read off the inbound Teams activity."""
+
+    conversation_id: str
+    user_name: str
+    aad_object_id: str
+    tenant_id: str
+    service_url: str
+    hops: int = 0
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    reply: str
+    handoff: HandoffOutcome | None = None
+
+
+class BotAgent:
+    def __init__(
+        self,
+        *,
+        bot_name: str,
+        bot_description: str,
+        client: SupportsChatGetResponse,
+        prompts: Prompts,
+        peers: PeerDirectory,
+        store: Store,
+    ) -> None:
+        self._bot_name = bot_name
+        self._bot_description = bot_description
+        self._prompts = prompts
+        self._peers = peers
+        self._agent = Agent(client=client, name=bot_name, context_providers=[StoreHistoryProvider(store)])
+
+    async def run_user_turn(self, identity: TurnIdentity, text: str) -> TurnResult:
+        await self._peers.refresh()
+        peers = self._peers.available()
+        handoffs: list[HandoffOutcome] = []
+        can_hand_off = bool(peers and identity.aad_object_id and identity.tenant_id and identity.service_url)
+        tools = [self._handoff_tool(identity, [p.name for p in peers], handoffs)] if can_hand_off else []
+        response = await self._agent.run(
+            Message("user", [text]),
+            session=AgentSession(session_id=identity.conversation_id),
+            tools=tools,
+            options={"instructions": self._instructions(peers)},
+        )
+        if handoffs:
+            return TurnResult(reply=self._notice(handoffs[0]), handoff=handoffs[0])
+        return TurnResult(reply=response.text.strip() or self._prompts.render("turn_failed", bot_name=self._bot_name))
+
+    async def run_greeting_turn(self, conversation_id: str, handoff: HandoffMessage) -> str:
+        """The handoff's first turn: part of the new conversation's history, and it cannot hand off."""
+        await self._peers.refresh()
+        context = {"from_bot": handoff.from_, "user_name": handoff.user_name or "there", "summary": handoff.summary}
+        prompt = self._prompts.render("greeting_turn", bot_name=self._bot_name, **context)
+        response = await self._agent.run(
+            Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context}),
+            session=AgentSession(session_id=conversation_id),
+            options={"instructions": self._instructions(self._peers.available())},
+        )
+        return response.text.strip()
+
+    def _instructions(self, peers: list) -> str:  # type: ignore[type-arg]
+        return self._prompts.instructions(
+            bot_name=self._bot_name, bot_description=self._bot_description, peers=peers
+        )
+
+    def _notice(self, outcome: HandoffOutcome) -> str:
+        if outcome.delivered:
+            return self._prompts.render("notice_delivered", bot_name=self._bot_name, peer=outcome.peer)
+        return self._prompts.render(
+            "notice_failed", bot_name=self._bot_name, peer=outcome.peer,
+            reason=outcome.reason or "no reason was given.",
+        )
+
+    def _handoff_tool(
+        self, identity: TurnIdentity, peer_names: list[str], outcomes: list[HandoffOutcome]
+    ) -> FunctionTool:
+        """Built per turn: the enum holds exactly the peers reachable now, and the closure holds the
+        turn's identity, so the model chooses only whom to hand to and what to say."""
+
+        async def handoff_to_peer(peer: str, summary: str) -> str:
+            if outcomes:
+                return "The user has already been handed over in this turn; do not hand off again."
+            handoff = HandoffMessage(
+                handoff_id=uuid.uuid4().hex,
+                from_=self._bot_name,
+                user_name=identity.user_name,
+                aad_object_id=identity.aad_object_id,
+                tenant_id=identity.tenant_id,
+                service_url=identity.service_url,
+                summary=summary.strip()[:MAX_SUMMARY_CHARS] or "(no summary given)",
+                hops=identity.hops + 1,
+            )
+            logger.info(
+                "handoff_requested",
+                extra={"event": "handoff_requested", "peer": peer, "handoff_id": handoff.handoff_id,
+                       "conversation_id": identity.conversation_id},
+            )
+            started = time.perf_counter()
+            outcome = await self._peers.send_handoff(peer, handoff)
+            outcomes.append(outcome)
+            logger.info(
+                "handoff_outcome",
+                extra={"event": "handoff_outcome", "peer": peer, "handoff_id": handoff.handoff_id,
+                       "status": outcome.status.value,
+                       "duration_ms": round((time.perf_counter() - started) * 1000)},
+            )
+            return self._notice(outcome)
+
+        return FunctionTool(
+            name=HANDOFF_TOOL_NAME,
+            description=self._prompts.render("handoff_tool"),
+            func=handoff_to_peer,
+            input_model={
+                "type": "object",
+                "properties": {
+                    "peer": {"type": "string", "enum": peer_names, "description": "The colleague to hand to."},
+                    "summary": {
+                        "type": "string",
+                        "description": "What the user needs, self-contained, for the colleague.",
+                    },
+                },
+                "required": ["peer", "summary"],
+                "additionalProperties": False,
+            },
+        )

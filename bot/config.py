@@ -1,0 +1,204 @@
+"""Settings: the one object that says who an instance is, built once at start-up and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TEAMS_PUBLIC_CLOUD_SERVICE_HOSTS = ("smba.trafficmanager.net",)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _normalise_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    return url.rstrip("/")
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of one bot instance. Field names are the env variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
+
+    # Persona
+    bot_name: str = Field(min_length=1, max_length=30, pattern=r"^[A-Za-z][A-Za-z0-9 _-]*$")
+    bot_description: str = Field(min_length=1, max_length=500)
+
+    # Where this instance lives and who its peers are
+    bot_self_url: str
+    host: str = "127.0.0.1"
+    port: int = Field(default=3978, ge=1, le=65535)
+    peer_urls: CsvList = Field(default_factory=list)
+    peer_url: str | None = None
+
+    # Teams SDK credentials (its own names)
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    tenant_id: str | None = None
+
+    # Model provider: OpenAI-compatible, Azure OpenAI, or none (the built-in offline model)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    azure_openai_endpoint: str | None = None
+    azure_openai_api_key: SecretStr | None = None
+    azure_openai_model: str | None = None
+    azure_openai_api_version: str = "2024-10-21"
+    model_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # Security
+    local_development: bool = False
+    dangerously_allow_unauthenticated_requests: bool = False
+    a2a_auth_secret: SecretStr | None = None
+    service_url_allowlist: CsvList = Field(default_factory=lambda: list(TEAMS_PUBLIC_CLOUD_SERVICE_HOSTS))
+    tenant_allowlist: CsvList = Field(default_factory=list)
+
+    # Handoff behaviour
+    max_handoff_hops: int = Field(default=1, ge=0, le=5)
+    peer_card_max_age_seconds: float = Field(default=300.0, gt=0)
+    peer_retry_seconds: float = Field(default=5.0, ge=0)
+    peer_timeout_seconds: float = Field(default=30.0, gt=0)
+    connector_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    # State and operations
+    state_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    _split_lists = field_validator(
+        "peer_urls", "service_url_allowlist", "tenant_allowlist", mode="before"
+    )(_split_csv)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_placeholders(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+                    raise ValueError(f"{key.upper()}: still the placeholder {value}; put the real value in")
+        return data
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("bot_self_url", "openai_base_url", "azure_openai_endpoint")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        return None if value is None else _normalise_base_url(value)
+
+    @field_validator("peer_urls")
+    @classmethod
+    def _absolute_peer_urls(cls, value: list[str]) -> list[str]:
+        return [_normalise_base_url(url) for url in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.peer_url and not self.peer_urls:
+            self.peer_urls = [_normalise_base_url(self.peer_url)]
+        if self.bot_self_url in self.peer_urls:
+            raise ValueError("PEER_URLS: lists this instance's own BOT_SELF_URL")
+        if self.client_id and not self.client_secret:
+            raise ValueError(
+                "CLIENT_SECRET: required when CLIENT_ID is set (CLIENT_ID alone makes the Teams SDK "
+                "try managed identity)"
+            )
+        if not self.local_development and not self.client_id:
+            raise ValueError(
+                "CLIENT_ID: required (the bot's Microsoft App ID); set LOCAL_DEVELOPMENT=true only for local runs"
+            )
+        if self.client_secret and not self.client_id:
+            raise ValueError("CLIENT_ID: required when CLIENT_SECRET is set")
+        if self.dangerously_allow_unauthenticated_requests and not self.local_development:
+            raise ValueError(
+                "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS: only honoured with LOCAL_DEVELOPMENT=true"
+            )
+        if not self.local_development and self.a2a_auth_secret is None:
+            raise ValueError(
+                "A2A_AUTH_SECRET: required (peers authenticate on /a2a with it); "
+                "set LOCAL_DEVELOPMENT=true only for local runs"
+            )
+        if self.a2a_auth_secret is not None and len(self.a2a_auth_secret.get_secret_value()) < 32:
+            raise ValueError("A2A_AUTH_SECRET: must be at least 32 characters")
+        azure = [self.azure_openai_endpoint, self.azure_openai_api_key, self.azure_openai_model]
+        if any(azure) and not all(azure):
+            raise ValueError(
+                "AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and AZURE_OPENAI_MODEL: set all three or none"
+            )
+        openai_set = self.openai_api_key or self.openai_base_url or self.openai_model
+        if openai_set and not self.openai_model:
+            raise ValueError("OPENAI_MODEL: required when OPENAI_API_KEY or OPENAI_BASE_URL is set")
+        if self.openai_model and not (self.openai_api_key or self.openai_base_url):
+            raise ValueError("OPENAI_API_KEY: required for OpenAI (or set OPENAI_BASE_URL for a local server)")
+        if openai_set and all(azure):
+            raise ValueError("OPENAI_* and AZURE_OPENAI_*: configure one model provider, not both")
+        return self
+
+    @property
+    def model_provider(self) -> Literal["openai", "azure", "offline"]:
+        if self.azure_openai_endpoint:
+            return "azure"
+        if self.openai_model:
+            return "openai"
+        return "offline"
+
+    @property
+    def resolved_state_url(self) -> str:
+        if self.state_url:
+            return self.state_url
+        slug = "".join(ch if ch.isalnum() else "-" for ch in self.bot_name.lower())
+        return f"sqlite+aiosqlite:///{Path('data').resolve() / slug}.db"
+
+    @property
+    def a2a_url(self) -> str:
+        return f"{self.bot_self_url}/a2a"
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        if item["loc"]:
+            name = str(item["loc"][0]).upper()
+            problems.append(f"{name}: {_short(item['msg'], item['type'])}")
+        else:
+            problems.append(str(item["msg"]).removeprefix("Value error, "))
+    return "; ".join(problems)
+
+
+def _short(message: str, kind: str) -> str:
+    if kind == "missing":
+        return "missing (required)"
+    return message.removeprefix("Value error, ")
+
+
+def load_settings(env_file: str | Path | None = None) -> Settings:
+    """Build the settings from an env file (when given) and the process environment.
+
+    The process environment wins over the file, the usual rule for twelve-factor config, so an
+    operator can override one line without editing the file.
+    """
+    if env_file is not None and not Path(env_file).is_file():
+        raise ConfigError(f"--env-file: {env_file} does not exist")
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None

@@ -1,0 +1,103 @@
+"""Carrying out a received handoff in Teams: open a 1:1 with the user and greet them.
+
+The 1:1 is opened at the user's own serviceUrl (from the handoff, which the executor has already
+checked against the allowlist) with their aadObjectId and tenantId, as Teams expects for a
+proactive personal chat. The greeting is produced by the agent, so it is the first turn of the new
+conversation's history and the user's next message there continues from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from microsoft_teams.api import Account, CreateConversationParams, MessageActivityInput
+from microsoft_teams.apps import App
+
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
+from bot.agent import BotAgent
+from bot.speaker import speaker_line
+from bot.store import ConversationRef, Store
+
+logger = logging.getLogger(__name__)
+
+
+class TeamsGreeter:
+    def __init__(self, *, app: App, agent: BotAgent, store: Store, bot_name: str) -> None:
+        self._app = app
+        self._agent = agent
+        self._store = store
+        self._bot_name = bot_name
+
+    async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome:
+        api = self._app.api.from_service_url(handoff.service_url)
+        started = time.perf_counter()
+        try:
+            conversation = await api.conversations.create(
+                CreateConversationParams(
+                    members=[Account(id=handoff.aad_object_id, name=handoff.user_name or None)],
+                    tenant_id=handoff.tenant_id,
+                    channel_data={"tenant": {"id": handoff.tenant_id}},
+                )
+            )
+        except httpx.HTTPError as error:
+            return self._failed(handoff, "open", error)
+        logger.info(
+            "conversation_created",
+            extra={"event": "conversation_created", "handoff_id": handoff.handoff_id,
+                   "conversation_id": conversation.id, "duration_ms": _ms(started)},
+        )
+        await self._store.save_conversation_ref(
+            ConversationRef(
+                conversation_id=conversation.id, service_url=handoff.service_url,
+                tenant_id=handoff.tenant_id, aad_object_id=handoff.aad_object_id,
+                user_name=handoff.user_name,
+            )
+        )
+        greeting = await self._agent.run_greeting_turn(conversation.id, handoff)
+        started = time.perf_counter()
+        try:
+            await api.conversations.create_activity(
+                conversation.id, MessageActivityInput(text=speaker_line(self._bot_name, greeting))
+            )
+        except httpx.HTTPError as error:
+            return self._failed(handoff, "greet", error)
+        logger.info(
+            "greeting_sent",
+            extra={"event": "greeting_sent", "handoff_id": handoff.handoff_id,
+                   "conversation_id": conversation.id, "duration_ms": _ms(started)},
+        )
+        return HandoffOutcome(
+            handoff_id=handoff.handoff_id, status=HandoffStatus.DELIVERED, peer=self._bot_name,
+            conversation_id=conversation.id,
+        )
+
+    def _failed(self, handoff: HandoffMessage, stage: str, error: httpx.HTTPError) -> HandoffOutcome:
+        status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
+        logger.warning(
+            "greeting_failure",
+            extra={"event": "greeting_failure", "handoff_id": handoff.handoff_id, "stage": stage,
+                   "connector_status": status, "reason": type(error).__name__},
+        )
+        return HandoffOutcome(
+            handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=self._bot_name,
+            reason=_reason_for_user(self._bot_name, status),
+        )
+
+
+def _reason_for_user(bot: str, status: int | None) -> str:
+    if status in (403, 404):
+        return (
+            f"Teams did not let {bot} start a chat with you, most likely because the {bot} app is not "
+            f"installed for you. Install {bot} in Teams (or ask your Teams admin to), then ask again."
+        )
+    if status == 401:
+        return f"Teams did not accept {bot}'s credentials; an administrator needs to check {bot}'s bot registration."
+    if status is None:
+        return f"{bot} could not reach Teams just now. Please try again in a few minutes."
+    return f"Teams was busy or unavailable when {bot} tried to reach you. Please try again in a few minutes."
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

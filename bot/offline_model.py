@@ -1,0 +1,145 @@
+"""The built-in offline model: a deterministic chat client that routes, so the real tool loop runs.
+
+No LLM API is reachable on a fresh machine, and no tiny local model calls tools reliably. This client
+implements agent-framework's chat client interface (with ``FunctionInvocationLayer``, so tool calls
+it emits are executed by the framework exactly as a real model's would be). It scores the user's
+message against its own persona and each offered peer's card, calls ``handoff_to_peer`` when a peer
+clearly fits better, and otherwise answers with an honest notice that it is offline and how to
+configure a real model. Every reply is labelled as offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from agent_framework import (
+    BaseChatClient,
+    ChatMiddlewareLayer,
+    ChatResponse,
+    Content,
+    FunctionInvocationLayer,
+    Message,
+)
+
+from a2a_bridge.peer_client import PeerProfile
+
+OFFLINE_LABEL = "[offline model]"
+HANDOFF_CONTEXT_KEY = "handoff_context"
+HANDOFF_TOOL_NAME = "handoff_to_peer"
+
+_STOPWORDS = frozenset(
+    """a about after again all also am an and any are as at be been but by can could do does for from
+    get got had has have help how i if in into is it its just like me my need needs new no not now of
+    on or our please question questions so some than that the their them then there these they this
+    to up us want was we what when where which who why will with would you your yours i'm it's don't
+    can't hi hello hey thanks thank bot bots peer peers handoff takes take over opens open carries
+    carry chat chats user users microsoft teams context specialist specialty assistant""".split()
+)
+
+
+def keywords(text: str) -> set[str]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {_stem(word) for word in words if word not in _STOPWORDS and len(word) > 1}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], BaseChatClient[Any]):
+    OTEL_PROVIDER_NAME = "offline"
+
+    def __init__(
+        self, *, bot_name: str, bot_description: str, peers: Callable[[], list[PeerProfile]], **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._bot_name = bot_name
+        self._own_keywords = keywords(bot_description)
+        self._bot_description = bot_description
+        self._peers = peers
+
+    async def _inner_get_response(  # type: ignore[override]
+        self, *, messages: Sequence[Message], stream: bool, options: Mapping[str, Any], **kwargs: Any
+    ) -> ChatResponse:
+        if stream:
+            raise NotImplementedError("the offline model does not stream")
+        last = messages[-1] if messages else Message("user", [""])
+        reply: Message
+        if last.role == "tool":
+            reply = self._relay_tool_result(last)
+        elif HANDOFF_CONTEXT_KEY in last.additional_properties:
+            reply = self._greeting(last.additional_properties[HANDOFF_CONTEXT_KEY])
+        else:
+            reply = self._route_or_answer(last.text, messages, options)
+        return ChatResponse(messages=[reply], response_id=f"offline-{uuid.uuid4().hex[:12]}")
+
+    def _relay_tool_result(self, message: Message) -> Message:
+        results = [str(content.result) for content in message.contents if content.type == "function_result"]
+        return _text(f"{OFFLINE_LABEL} " + " ".join(results))
+
+    def _greeting(self, context: Mapping[str, Any]) -> Message:
+        return _text(
+            f"{OFFLINE_LABEL} Hi {context.get('user_name') or 'there'}, I'm {self._bot_name}, taking over "
+            f"from {context.get('from_bot', 'a colleague')}. Here is what I understood: "
+            f"{context.get('summary', '')} I'm running on the built-in offline model, so I can't give a "
+            "real answer yet; once a model is configured for me, I'll pick up from here."
+        )
+
+    def _route_or_answer(self, text: str, history: Sequence[Message], options: Mapping[str, Any]) -> Message:
+        offered = _offered_peers(options)
+        asked = keywords(text)
+        own_score = len(asked & self._own_keywords)
+        best: tuple[int, str] | None = None
+        for peer in self._peers():
+            if peer.name not in offered:
+                continue
+            peer_words = keywords(peer.description + " " + " ".join(f"{n} {d}" for n, d in peer.skills))
+            score = len(asked & peer_words)
+            if score > own_score and (best is None or score > best[0]):
+                best = (score, peer.name)
+        if best is not None:
+            summary = f"The user asked: \u201c{text.strip()}\u201d"
+            call = Content.from_function_call(
+                call_id=f"call_{uuid.uuid4().hex[:12]}",
+                name=HANDOFF_TOOL_NAME,
+                arguments=json.dumps({"peer": best[1], "summary": summary}),
+            )
+            return Message("assistant", [call])
+        return _text(self._offline_answer(history))
+
+    def _offline_answer(self, history: Sequence[Message]) -> str:
+        context = next(
+            (m.additional_properties[HANDOFF_CONTEXT_KEY] for m in reversed(history)
+             if HANDOFF_CONTEXT_KEY in m.additional_properties),
+            None,
+        )
+        remembered = (
+            f"From {context.get('from_bot')}'s handoff I know what you need: {context.get('summary')} "
+            if context else ""
+        )
+        return (
+            f"{OFFLINE_LABEL} {remembered}I'm {self._bot_name} ({self._bot_description}). I'm running on "
+            "the built-in offline model, which can route questions between colleagues but cannot answer "
+            "them. To get real answers, set OPENAI_API_KEY and OPENAI_MODEL (plus OPENAI_BASE_URL for "
+            "Ollama, vLLM or llama.cpp), or AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and "
+            "AZURE_OPENAI_MODEL, in this bot's env file."
+        )
+
+
+def _offered_peers(options: Mapping[str, Any]) -> set[str]:
+    for tool in options.get("tools") or []:
+        if getattr(tool, "name", None) == HANDOFF_TOOL_NAME:
+            schema = tool.parameters()
+            return set(schema.get("properties", {}).get("peer", {}).get("enum", []))
+    return set()
+
+
+def _text(text: str) -> Message:
+    return Message("assistant", [text])

@@ -1,0 +1,71 @@
+"""Prompt and message templates, read from ``prompts/`` so persona authors can edit text, not code.
+
+Templates use ``{name}`` placeholders. Each template's allowed names are declared here and checked
+when the templates are loaded, so a typo in a template stops start-up instead of failing a turn.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from a2a_bridge.peer_client import PeerProfile
+
+DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+_PLACEHOLDERS: dict[str, frozenset[str]] = {
+    "instructions": frozenset({"bot_name", "bot_description", "peers_section"}),
+    "peers_available": frozenset({"peer_list"}),
+    "peer_entry": frozenset({"peer_name", "peer_description"}),
+    "peers_unavailable": frozenset(),
+    "greeting_turn": frozenset({"bot_name", "from_bot", "user_name", "summary"}),
+    "handoff_tool": frozenset(),
+    "notice_delivered": frozenset({"bot_name", "peer"}),
+    "notice_failed": frozenset({"bot_name", "peer", "reason"}),
+    "turn_failed": frozenset({"bot_name"}),
+}
+
+
+class PromptError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Prompts:
+    templates: dict[str, str]
+
+    @classmethod
+    def load(cls, directory: Path = DEFAULT_PROMPTS_DIR) -> Prompts:
+        templates = {}
+        for name, allowed in _PLACEHOLDERS.items():
+            path = directory / f"{name}.txt"
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except OSError:
+                raise PromptError(f"PROMPTS: {path} is missing") from None
+            used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+            unknown = used - allowed
+            if unknown:
+                raise PromptError(
+                    f"PROMPTS: {path.name} uses unknown placeholder(s) {sorted(unknown)}; "
+                    f"allowed: {sorted(allowed)}"
+                )
+            templates[name] = text
+        return cls(templates)
+
+    def render(self, name: str, **values: str) -> str:
+        return self.templates[name].format_map(values)
+
+    def instructions(self, *, bot_name: str, bot_description: str, peers: list[PeerProfile]) -> str:
+        if peers:
+            entries = "\n".join(
+                self.render("peer_entry", peer_name=peer.name, peer_description=peer.description)
+                for peer in peers
+            )
+            peers_section = self.render("peers_available", peer_list=entries)
+        else:
+            peers_section = self.render("peers_unavailable")
+        return self.render(
+            "instructions", bot_name=bot_name, bot_description=bot_description, peers_section=peers_section
+        )

@@ -1,0 +1,136 @@
+"""Wiring: one FastAPI app carrying the three surfaces, and everything they share, built from Settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from microsoft_teams.apps import App, FastAPIAdapter
+from microsoft_teams.common.http import ClientOptions
+
+from a2a_bridge.agent_card import build_agent_card
+from a2a_bridge.auth import PeerAuthMiddleware, SharedSecretSigner, SharedSecretVerifier
+from a2a_bridge.executor import HandoffAgentExecutor, HandoffPolicy
+from a2a_bridge.peer_client import PeerDirectory
+from a2a_bridge.server import A2A_PATH, add_a2a_routes
+from bot.agent import BotAgent
+from bot.config import Settings
+from bot.greeter import TeamsGreeter
+from bot.model_client import build_chat_client
+from bot.prompts import Prompts
+from bot.store import Store
+from bot.teams import register_teams_handlers
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BotService:
+    settings: Settings
+    web: FastAPI
+    store: Store
+    peers: PeerDirectory
+    agent: BotAgent
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
+    """Build every part of one bot instance; close what needs closing on the way out."""
+    prompts = Prompts.load()
+    store = await Store.open(settings.resolved_state_url)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
+    try:
+        secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
+        peers = PeerDirectory(
+            settings.peer_urls,
+            http,
+            self_name=settings.bot_name,
+            signer=SharedSecretSigner(secret, settings.bot_name) if secret else None,
+            card_max_age=settings.peer_card_max_age_seconds,
+            retry_after=settings.peer_retry_seconds,
+            call_timeout=settings.peer_timeout_seconds,
+        )
+        agent = BotAgent(
+            bot_name=settings.bot_name,
+            bot_description=settings.bot_description,
+            client=build_chat_client(settings, peers.available),
+            prompts=prompts,
+            peers=peers,
+            store=store,
+        )
+        web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
+        teams = App(
+            http_server_adapter=FastAPIAdapter(app=web),
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
+            tenant_id=settings.tenant_id,
+            dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
+            client=ClientOptions(timeout=settings.connector_timeout_seconds),
+        )
+        register_teams_handlers(
+            teams, bot_name=settings.bot_name, agent=agent, store=store, prompts=prompts,
+            tenant_allowlist=settings.tenant_allowlist,
+        )
+        await teams.initialize()
+        executor = HandoffAgentExecutor(
+            policy=HandoffPolicy(
+                receiver_name=settings.bot_name,
+                max_hops=settings.max_handoff_hops,
+                service_url_hosts=tuple(host.lower() for host in settings.service_url_allowlist),
+                allow_loopback_service_urls=settings.local_development,
+                tenant_allowlist=tuple(settings.tenant_allowlist),
+            ),
+            delivery=TeamsGreeter(app=teams, agent=agent, store=store, bot_name=settings.bot_name),
+            ledger=store,
+        )
+        card = build_agent_card(
+            name=settings.bot_name,
+            description=settings.bot_description,
+            a2a_url=settings.a2a_url,
+            requires_bearer_token=secret is not None,
+        )
+        add_a2a_routes(web.router, card=card, executor=executor)
+        web.add_middleware(
+            PeerAuthMiddleware,  # type: ignore[arg-type]
+            verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
+            path=A2A_PATH,
+        )
+        service = BotService(settings=settings, web=web, store=store, peers=peers, agent=agent)
+        _add_health_routes(service)
+        yield service
+    finally:
+        await http.aclose()
+        await store.close()
+
+
+def _add_health_routes(service: BotService) -> None:
+    web = service.web
+
+    @web.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "bot": service.settings.bot_name}
+
+    @web.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        store_ok = await service.store.ping()
+        body = {
+            "ready": store_ok,
+            "bot": service.settings.bot_name,
+            "store": "ok" if store_ok else "unreachable",
+            "model": service.settings.model_provider,
+            "model_note": (
+                "offline: the built-in routing model; configure OPENAI_* or AZURE_OPENAI_* for real answers"
+                if service.settings.model_provider == "offline" else "configured"
+            ),
+            "peers": [peer.name for peer in service.peers.available()],
+        }
+        return JSONResponse(body, status_code=200 if store_ok else 503)
