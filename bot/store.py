@@ -193,6 +193,16 @@ class Store(HandoffLedger):
             ).scalar()
         return HandoffOutcome.model_validate_json(raw) if raw else None
 
+    async def handoff_outcomes(self, limit: int = 100) -> list[HandoffOutcome]:
+        """The most recent handoffs received, newest first."""
+        async with self._engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(handoffs.c.outcome).order_by(handoffs.c.created_at.desc()).limit(limit)
+                )
+            ).scalars()
+            return [HandoffOutcome.model_validate_json(raw) for raw in rows]
+
     async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None:
         try:
             async with self._engine.begin() as connection:

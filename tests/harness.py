@@ -1,0 +1,151 @@
+"""Running real servers on loopback inside the test's event loop, and talking to them as Teams does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from bot.config import Settings
+from bot.service import BotService, running_bot
+
+ASGIApp = Callable[..., Any]
+
+
+def reserve_socket() -> socket.socket:
+    """A listening socket on a free loopback port: connections queue until the server accepts,
+    so a test can talk to a server the moment it is handed over, with no polling."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+class LoopbackServer:
+    def __init__(self, app: ASGIApp, sock: socket.socket | None = None) -> None:
+        self._sock = sock or reserve_socket()
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> LoopbackServer:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        return self
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        self._sock.close()
+
+
+class RequestRecorder:
+    """Test-side ASGI wrapper that notes every request a bot receives (method, path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.requests: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.requests.append((scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for request in self.requests if request == (method, path))
+
+
+@dataclass
+class RunningBot:
+    name: str
+    url: str
+    service: BotService
+    recorder: RequestRecorder
+    server: LoopbackServer
+    _exit: contextlib.AsyncExitStack = field(repr=False)
+
+    @property
+    def a2a_calls(self) -> int:
+        return self.recorder.count("POST", "/a2a")
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self._exit.aclose()
+
+
+@contextlib.asynccontextmanager
+async def started_bot(
+    name: str, description: str, *, state_dir: Path, sock: socket.socket | None = None, **settings: Any
+) -> AsyncIterator[RunningBot]:
+    bot = await start_bot(name, description, state_dir=state_dir, sock=sock, **settings)
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+async def start_bot(
+    name: str, description: str, *, state_dir: Path, sock: socket.socket | None = None, **settings: Any
+) -> RunningBot:
+    sock = sock or reserve_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    values: dict[str, Any] = {
+        "bot_name": name,
+        "bot_description": description,
+        "bot_self_url": url,
+        "local_development": True,
+        "dangerously_allow_unauthenticated_requests": True,
+        "state_url": f"sqlite+aiosqlite:///{state_dir / name.lower()}.db",
+        "peer_retry_seconds": 0,
+    }
+    values.update(settings)
+    exit_stack = contextlib.AsyncExitStack()
+    service = await exit_stack.enter_async_context(running_bot(Settings(_env_file=None, **values)))  # type: ignore[call-arg]
+    recorder = RequestRecorder(service.web)
+    server = LoopbackServer(recorder, sock).start()
+    return RunningBot(name, url, service, recorder, server, exit_stack)
+
+
+@dataclass(frozen=True)
+class TeamsUser:
+    name: str = "Dana Smith"
+    user_id: str = "29:dana-teams-id"
+    aad_object_id: str = "aad-dana-0001"
+    tenant_id: str = "tenant-contoso"
+
+
+def message_activity(
+    text: str,
+    *,
+    conversation_id: str,
+    service_url: str,
+    user: TeamsUser | None = None,
+    activity_id: str | None = None,
+    bot_id: str = "28:bot",
+) -> dict[str, Any]:
+    """A personal-chat message activity shaped like the ones Teams posts to /api/messages."""
+    user = user or TeamsUser()
+    return {
+        "type": "message",
+        "id": activity_id or uuid.uuid4().hex,
+        "timestamp": "2026-11-21T10:00:00.000Z",
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "from": {"id": user.user_id, "name": user.name, "aadObjectId": user.aad_object_id},
+        "conversation": {"id": conversation_id, "conversationType": "personal", "tenantId": user.tenant_id},
+        "recipient": {"id": bot_id, "name": "bot"},
+        "text": text,
+        "textFormat": "plain",
+        "locale": "en-US",
+        "channelData": {"tenant": {"id": user.tenant_id}},
+    }

@@ -1,0 +1,100 @@
+"""A stand-in Bot Connector service: the REST API Teams exposes at a serviceUrl.
+
+It serves any path prefix (``{serviceUrl}/v3/...``), so a test can give each user a different
+serviceUrl and see which one the bot called. It records every call and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+@dataclass
+class ConnectorCall:
+    kind: str  # "create_conversation" | "send_activity"
+    prefix: str
+    conversation_id: str | None
+    body: dict[str, Any]
+    authorization: str | None
+    returned_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+
+@dataclass
+class _Failure:
+    kind: str
+    status: int
+    times: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class StandInConnector:
+    def __init__(self) -> None:
+        self.calls: list[ConnectorCall] = []
+        self._failures: list[_Failure] = []
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self.app = FastAPI()
+        self.app.add_api_route("/{prefix:path}/v3/conversations", self._create, methods=["POST"])
+        self.app.add_api_route(
+            "/{prefix:path}/v3/conversations/{conversation_id}/activities", self._send, methods=["POST"]
+        )
+
+    def fail(self, kind: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        """Answer the next ``times`` calls of ``kind`` with ``status``."""
+        self._failures.append(_Failure(kind, status, times, headers or {}))
+
+    def created(self) -> list[ConnectorCall]:
+        return [call for call in self.calls if call.kind == "create_conversation"]
+
+    def sent(self, conversation_id: str | None = None) -> list[ConnectorCall]:
+        return [
+            call for call in self.calls
+            if call.kind == "send_activity" and call.body.get("type") == "message"
+            and (conversation_id is None or call.conversation_id == conversation_id)
+        ]
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: predicate(self))
+
+    async def _record(self, call: ConnectorCall) -> JSONResponse | None:
+        self.calls.append(call)  # the caller may set returned_id on it before notifying waiters
+        async with self._changed:
+            self._changed.notify_all()
+        for failure in self._failures:
+            if failure.kind == call.kind and failure.times > 0:
+                failure.times -= 1
+                return JSONResponse(
+                    {"error": {"code": "Failure", "message": "stand-in failure"}},
+                    status_code=failure.status, headers=failure.headers,
+                )
+        return None
+
+    async def _create(self, prefix: str, request: Request) -> JSONResponse:
+        body = await request.json()
+        failure = await self._record(
+            ConnectorCall("create_conversation", prefix, None, body, request.headers.get("authorization"))
+        )
+        if failure is not None:
+            return failure
+        self.calls[-1].returned_id = f"a:standin-{next(self._ids)}"
+        return JSONResponse({"id": self.calls[-1].returned_id}, status_code=201)
+
+    async def _send(self, prefix: str, conversation_id: str, request: Request) -> JSONResponse:
+        body = await request.json()
+        failure = await self._record(
+            ConnectorCall("send_activity", prefix, conversation_id, body, request.headers.get("authorization"))
+        )
+        if failure is not None:
+            return failure
+        return JSONResponse({"id": f"activity-{next(self._ids)}"}, status_code=201)
