@@ -25,9 +25,7 @@ DATA_MEDIA_TYPE = "application/json"
 TEXT_MEDIA_TYPE = "text/plain"
 
 
-def build_agent_card(
-    *, name: str, description: str, a2a_url: str, requires_bearer_token: bool
-) -> AgentCard:
+def build_agent_card(*, name: str, description: str, a2a_url: str, requires_bearer_token: bool) -> AgentCard:
     card = AgentCard(
         name=name,
         description=description,

@@ -114,8 +114,11 @@ class HandoffAgentExecutor(AgentExecutor):
         if caller.is_authenticated and caller.user_name != handoff.from_:
             logger.warning(
                 "handoff_rejected",
-                extra={"event": "handoff_rejected", "handoff_id": handoff.handoff_id,
-                       "reason": "from does not match the authenticated caller"},
+                extra={
+                    "event": "handoff_rejected",
+                    "handoff_id": handoff.handoff_id,
+                    "reason": "from does not match the authenticated caller",
+                },
             )
             raise InvalidParamsError(message="invalid handoff: from: does not match the authenticated caller")
         outcome = await self._outcome_once(handoff)
@@ -146,14 +149,21 @@ class HandoffAgentExecutor(AgentExecutor):
         if earlier is not None:
             logger.info(
                 "handoff_duplicate",
-                extra={"event": "handoff_duplicate", "handoff_id": handoff.handoff_id,
-                       "status": earlier.status.value},
+                extra={
+                    "event": "handoff_duplicate",
+                    "handoff_id": handoff.handoff_id,
+                    "status": earlier.status.value,
+                },
             )
             return earlier
         logger.info(
             "handoff_received",
-            extra={"event": "handoff_received", "handoff_id": handoff.handoff_id, "from_bot": handoff.from_,
-                   "hops": handoff.hops},
+            extra={
+                "event": "handoff_received",
+                "handoff_id": handoff.handoff_id,
+                "from_bot": handoff.from_,
+                "hops": handoff.hops,
+            },
         )
         refusal = self._policy.refusal(handoff)
         if refusal is not None:
@@ -162,11 +172,14 @@ class HandoffAgentExecutor(AgentExecutor):
                 extra={"event": "handoff_rejected", "handoff_id": handoff.handoff_id, "reason": refusal},
             )
             outcome = HandoffOutcome(
-                handoff_id=handoff.handoff_id, status=HandoffStatus.REJECTED,
-                peer=self._policy.receiver_name, reason=refusal,
+                handoff_id=handoff.handoff_id,
+                status=HandoffStatus.REJECTED,
+                peer=self._policy.receiver_name,
+                reason=refusal,
             )
         else:
             started = time.perf_counter()
+            name = self._policy.receiver_name
             try:
                 outcome = await self._delivery.deliver(handoff)
             except Exception:
@@ -175,14 +188,19 @@ class HandoffAgentExecutor(AgentExecutor):
                     extra={"event": "greeting_failure", "handoff_id": handoff.handoff_id},
                 )
                 outcome = HandoffOutcome(
-                    handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED,
+                    handoff_id=handoff.handoff_id,
+                    status=HandoffStatus.FAILED,
                     peer=self._policy.receiver_name,
-                    reason=f"{self._policy.receiver_name} ran into an internal problem; please try again later.",
+                    reason=f"{name} ran into an internal problem; please try again later.",
                 )
             logger.info(
                 "handoff_done",
-                extra={"event": "handoff_done", "handoff_id": handoff.handoff_id,
-                       "status": outcome.status.value, "duration_ms": round((time.perf_counter() - started) * 1000)},
+                extra={
+                    "event": "handoff_done",
+                    "handoff_id": handoff.handoff_id,
+                    "status": outcome.status.value,
+                    "duration_ms": round((time.perf_counter() - started) * 1000),
+                },
             )
         await self._ledger.record_outcome(handoff, outcome)
         return outcome

@@ -31,7 +31,7 @@ class _WireModel(BaseModel):
 class HandoffMessage(_WireModel):
     """What one bot tells another when it hands a user over."""
 
-    kind: Literal["handoff"] = HANDOFF_KIND
+    kind: Literal["handoff"] = "handoff"
     handoff_id: str = Field(min_length=1, max_length=100)
     from_: str = Field(alias="from", min_length=1, max_length=100)
     user_name: str = Field(default="", max_length=200)
@@ -64,7 +64,7 @@ class HandoffStatus(StrEnum):
 class HandoffOutcome(_WireModel):
     """The receiver's answer. ``reason`` is written for the user: no internals, no secrets."""
 
-    kind: Literal["handoffOutcome"] = OUTCOME_KIND
+    kind: Literal["handoffOutcome"] = "handoffOutcome"
     handoff_id: str
     status: HandoffStatus
     peer: str

@@ -119,8 +119,13 @@ class PeerDirectory:
             peer.stale = True
             logger.warning(
                 "a2a_send_failure",
-                extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
-                       "reason": "timeout", "duration_ms": _ms(started)},
+                extra={
+                    "event": "a2a_send_failure",
+                    "peer": peer_name,
+                    "handoff_id": handoff.handoff_id,
+                    "reason": "timeout",
+                    "duration_ms": _ms(started),
+                },
             )
             return _failed(handoff, peer_name, f"{peer_name} took too long to answer.")
         except A2AClientError as error:
@@ -128,20 +133,32 @@ class PeerDirectory:
             status = _http_status(error)
             logger.warning(
                 "a2a_send_failure",
-                extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
-                       "reason": f"transport ({status or type(error.__cause__).__name__})",
-                       "duration_ms": _ms(started)},
+                extra={
+                    "event": "a2a_send_failure",
+                    "peer": peer_name,
+                    "handoff_id": handoff.handoff_id,
+                    "reason": f"transport ({status or type(error.__cause__).__name__})",
+                    "duration_ms": _ms(started),
+                },
             )
             if status in (401, 403):
                 return _failed(
-                    handoff, peer_name, f"{peer_name} did not accept this bot's credentials; "
-                    "an administrator needs to check the A2A settings of both bots.")
+                    handoff,
+                    peer_name,
+                    f"{peer_name} did not accept this bot's credentials; "
+                    "an administrator needs to check the A2A settings of both bots.",
+                )
             return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")
         except A2AError as error:
             logger.warning(
                 "a2a_send_failure",
-                extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
-                       "reason": f"{type(error).__name__}: {error.message}", "duration_ms": _ms(started)},
+                extra={
+                    "event": "a2a_send_failure",
+                    "peer": peer_name,
+                    "handoff_id": handoff.handoff_id,
+                    "reason": f"{type(error).__name__}: {error.message}",
+                    "duration_ms": _ms(started),
+                },
             )
             return _failed(handoff, peer_name, f"{peer_name} could not accept the handoff.")
 
@@ -161,8 +178,12 @@ class PeerDirectory:
                     return outcome.model_copy(update={"peer": peer_name})
         logger.warning(
             "a2a_send_failure",
-            extra={"event": "a2a_send_failure", "peer": peer_name, "handoff_id": handoff.handoff_id,
-                   "reason": "answer carried no handoff outcome"},
+            extra={
+                "event": "a2a_send_failure",
+                "peer": peer_name,
+                "handoff_id": handoff.handoff_id,
+                "reason": "answer carried no handoff outcome",
+            },
         )
         return _failed(handoff, peer_name, f"{peer_name} gave an answer this bot could not understand.")
 
@@ -199,8 +220,11 @@ class PeerDirectory:
             except (TimeoutError, A2AError, httpx.HTTPError, ValueError) as error:
                 logger.warning(
                     "peer_card_unavailable",
-                    extra={"event": "peer_card_unavailable", "peer_url": peer.base_url,
-                           "reason": type(error).__name__},
+                    extra={
+                        "event": "peer_card_unavailable",
+                        "peer_url": peer.base_url,
+                        "reason": type(error).__name__,
+                    },
                 )
                 peer.card, peer.client = None, None
                 return

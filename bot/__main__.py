@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -43,21 +46,50 @@ async def serve(settings: Settings) -> None:
         if settings.local_development:
             logger.warning(
                 "local_development_mode",
-                extra={"event": "local_development_mode",
-                       "detail": "LOCAL_DEVELOPMENT=true: /a2a accepts unauthenticated peers, loopback service "
-                       "URLs are allowed" + (", and Teams requests are not authenticated"
-                                             if settings.dangerously_allow_unauthenticated_requests else "")},
+                extra={
+                    "event": "local_development_mode",
+                    "detail": "LOCAL_DEVELOPMENT=true: /a2a accepts unauthenticated peers, loopback service "
+                    "URLs are allowed"
+                    + (
+                        ", and Teams requests are not authenticated"
+                        if settings.dangerously_allow_unauthenticated_requests
+                        else ""
+                    ),
+                },
             )
         config = uvicorn.Config(
-            service.web, host=settings.host, port=settings.port, log_config=None, access_log=False,
+            service.web,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=10,
         )
-        server = uvicorn.Server(config)
+        server = _GracefulServer(config)
         peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
         try:
             await server.serve()
         finally:
             peers_refresh.cancel()
+
+
+class _GracefulServer(uvicorn.Server):
+    """On SIGTERM or SIGINT, finish in-flight requests and return normally.
+
+    uvicorn's own handler re-raises the signal once it has shut down, which kills the process
+    before the store is closed and makes a clean stop exit with -15.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
 
 
 if __name__ == "__main__":

@@ -76,12 +76,18 @@ class BotAgent:
         )
         if handoffs:
             return TurnResult(reply=self._notice(handoffs[0]), handoff=handoffs[0])
-        return TurnResult(reply=response.text.strip() or self._prompts.render("turn_failed", bot_name=self._bot_name))
+        return TurnResult(
+            reply=response.text.strip() or self._prompts.render("turn_failed", bot_name=self._bot_name)
+        )
 
     async def run_greeting_turn(self, conversation_id: str, handoff: HandoffMessage) -> str:
         """The handoff's first turn: part of the new conversation's history, and it cannot hand off."""
         await self._peers.refresh()
-        context = {"from_bot": handoff.from_, "user_name": handoff.user_name or "there", "summary": handoff.summary}
+        context = {
+            "from_bot": handoff.from_,
+            "user_name": handoff.user_name or "there",
+            "summary": handoff.summary,
+        }
         prompt = self._prompts.render("greeting_turn", bot_name=self._bot_name, **context)
         response = await self._agent.run(
             Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context}),
@@ -99,7 +105,9 @@ class BotAgent:
         if outcome.delivered:
             return self._prompts.render("notice_delivered", bot_name=self._bot_name, peer=outcome.peer)
         return self._prompts.render(
-            "notice_failed", bot_name=self._bot_name, peer=outcome.peer,
+            "notice_failed",
+            bot_name=self._bot_name,
+            peer=outcome.peer,
             reason=outcome.reason or "no reason was given.",
         )
 
@@ -124,17 +132,25 @@ class BotAgent:
             )
             logger.info(
                 "handoff_requested",
-                extra={"event": "handoff_requested", "peer": peer, "handoff_id": handoff.handoff_id,
-                       "conversation_id": identity.conversation_id},
+                extra={
+                    "event": "handoff_requested",
+                    "peer": peer,
+                    "handoff_id": handoff.handoff_id,
+                    "conversation_id": identity.conversation_id,
+                },
             )
             started = time.perf_counter()
             outcome = await self._peers.send_handoff(peer, handoff)
             outcomes.append(outcome)
             logger.info(
                 "handoff_outcome",
-                extra={"event": "handoff_outcome", "peer": peer, "handoff_id": handoff.handoff_id,
-                       "status": outcome.status.value,
-                       "duration_ms": round((time.perf_counter() - started) * 1000)},
+                extra={
+                    "event": "handoff_outcome",
+                    "peer": peer,
+                    "handoff_id": handoff.handoff_id,
+                    "status": outcome.status.value,
+                    "duration_ms": round((time.perf_counter() - started) * 1000),
+                },
             )
             return self._notice(outcome)
 
@@ -145,7 +161,11 @@ class BotAgent:
             input_model={
                 "type": "object",
                 "properties": {
-                    "peer": {"type": "string", "enum": peer_names, "description": "The colleague to hand to."},
+                    "peer": {
+                        "type": "string",
+                        "enum": peer_names,
+                        "description": "The colleague to hand to.",
+                    },
                     "summary": {
                         "type": "string",
                         "description": "What the user needs, self-contained, for the colleague.",

@@ -83,9 +83,9 @@ class Settings(BaseSettings):
     state_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    _split_lists = field_validator(
-        "peer_urls", "service_url_allowlist", "tenant_allowlist", mode="before"
-    )(_split_csv)
+    _split_lists = field_validator("peer_urls", "service_url_allowlist", "tenant_allowlist", mode="before")(
+        _split_csv
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -124,7 +124,8 @@ class Settings(BaseSettings):
             )
         if not self.local_development and not self.client_id:
             raise ValueError(
-                "CLIENT_ID: required (the bot's Microsoft App ID); set LOCAL_DEVELOPMENT=true only for local runs"
+                "CLIENT_ID: required (the bot's Microsoft App ID); "
+                "set LOCAL_DEVELOPMENT=true only for local runs"
             )
         if self.client_secret and not self.client_id:
             raise ValueError("CLIENT_ID: required when CLIENT_SECRET is set")
@@ -148,7 +149,9 @@ class Settings(BaseSettings):
         if openai_set and not self.openai_model:
             raise ValueError("OPENAI_MODEL: required when OPENAI_API_KEY or OPENAI_BASE_URL is set")
         if self.openai_model and not (self.openai_api_key or self.openai_base_url):
-            raise ValueError("OPENAI_API_KEY: required for OpenAI (or set OPENAI_BASE_URL for a local server)")
+            raise ValueError(
+                "OPENAI_API_KEY: required for OpenAI (or set OPENAI_BASE_URL for a local server)"
+            )
         if openai_set and all(azure):
             raise ValueError("OPENAI_* and AZURE_OPENAI_*: configure one model provider, not both")
         return self

@@ -12,7 +12,9 @@ import logging
 import time
 
 import httpx
-from microsoft_teams.api import Account, CreateConversationParams, MessageActivityInput
+from microsoft_teams.api.activities.message import MessageActivityInput
+from microsoft_teams.api.clients.conversation import CreateConversationParams
+from microsoft_teams.api.models import Account
 from microsoft_teams.apps import App
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
@@ -45,13 +47,19 @@ class TeamsGreeter:
             return self._failed(handoff, "open", error)
         logger.info(
             "conversation_created",
-            extra={"event": "conversation_created", "handoff_id": handoff.handoff_id,
-                   "conversation_id": conversation.id, "duration_ms": _ms(started)},
+            extra={
+                "event": "conversation_created",
+                "handoff_id": handoff.handoff_id,
+                "conversation_id": conversation.id,
+                "duration_ms": _ms(started),
+            },
         )
         await self._store.save_conversation_ref(
             ConversationRef(
-                conversation_id=conversation.id, service_url=handoff.service_url,
-                tenant_id=handoff.tenant_id, aad_object_id=handoff.aad_object_id,
+                conversation_id=conversation.id,
+                service_url=handoff.service_url,
+                tenant_id=handoff.tenant_id,
+                aad_object_id=handoff.aad_object_id,
                 user_name=handoff.user_name,
             )
         )
@@ -65,11 +73,17 @@ class TeamsGreeter:
             return self._failed(handoff, "greet", error)
         logger.info(
             "greeting_sent",
-            extra={"event": "greeting_sent", "handoff_id": handoff.handoff_id,
-                   "conversation_id": conversation.id, "duration_ms": _ms(started)},
+            extra={
+                "event": "greeting_sent",
+                "handoff_id": handoff.handoff_id,
+                "conversation_id": conversation.id,
+                "duration_ms": _ms(started),
+            },
         )
         return HandoffOutcome(
-            handoff_id=handoff.handoff_id, status=HandoffStatus.DELIVERED, peer=self._bot_name,
+            handoff_id=handoff.handoff_id,
+            status=HandoffStatus.DELIVERED,
+            peer=self._bot_name,
             conversation_id=conversation.id,
         )
 
@@ -77,11 +91,18 @@ class TeamsGreeter:
         status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
         logger.warning(
             "greeting_failure",
-            extra={"event": "greeting_failure", "handoff_id": handoff.handoff_id, "stage": stage,
-                   "connector_status": status, "reason": type(error).__name__},
+            extra={
+                "event": "greeting_failure",
+                "handoff_id": handoff.handoff_id,
+                "stage": stage,
+                "connector_status": status,
+                "reason": type(error).__name__,
+            },
         )
         return HandoffOutcome(
-            handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=self._bot_name,
+            handoff_id=handoff.handoff_id,
+            status=HandoffStatus.FAILED,
+            peer=self._bot_name,
             reason=_reason_for_user(self._bot_name, status),
         )
 
@@ -93,7 +114,10 @@ def _reason_for_user(bot: str, status: int | None) -> str:
             f"installed for you. Install {bot} in Teams (or ask your Teams admin to), then ask again."
         )
     if status == 401:
-        return f"Teams did not accept {bot}'s credentials; an administrator needs to check {bot}'s bot registration."
+        return (
+            f"Teams did not accept {bot}'s credentials; an administrator needs to check {bot}'s "
+            "bot registration."
+        )
     if status is None:
         return f"{bot} could not reach Teams just now. Please try again in a few minutes."
     return f"Teams was busy or unavailable when {bot} tried to reach you. Please try again in a few minutes."

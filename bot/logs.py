@@ -41,7 +41,9 @@ class JsonFormatter(logging.Formatter):
 class ConsoleFormatter(JsonFormatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = json.loads(super().format(record))
-        head = f"{fields.pop('time')[11:23]} {fields.pop('level'):7} {fields.pop('bot')}: {fields.pop('event')}"
+        head = (
+            f"{fields.pop('time')[11:23]} {fields.pop('level'):7} {fields.pop('bot')}: {fields.pop('event')}"
+        )
         fields.pop("logger", None)
         error = fields.pop("error", None)
         rest = " ".join(f"{key}={value}" for key, value in fields.items())

@@ -18,7 +18,7 @@ _UNUSED_API_KEY = "not-needed"
 
 def build_chat_client(settings: Settings, peers: Callable[[], list[PeerProfile]]) -> SupportsChatGetResponse:
     if settings.model_provider == "azure":
-        assert settings.azure_openai_api_key is not None
+        assert settings.azure_openai_api_key is not None and settings.azure_openai_endpoint is not None
         azure = AsyncAzureOpenAI(
             azure_endpoint=settings.azure_openai_endpoint,
             api_key=settings.azure_openai_api_key.get_secret_value(),
@@ -30,7 +30,12 @@ def build_chat_client(settings: Settings, peers: Callable[[], list[PeerProfile]]
     if settings.model_provider == "openai":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _UNUSED_API_KEY
         openai = AsyncOpenAI(
-            api_key=key, base_url=settings.openai_base_url, timeout=settings.model_timeout_seconds, max_retries=2
+            api_key=key,
+            base_url=settings.openai_base_url,
+            timeout=settings.model_timeout_seconds,
+            max_retries=2,
         )
         return OpenAIChatCompletionClient(model=settings.openai_model, async_client=openai)
-    return OfflineChatClient(bot_name=settings.bot_name, bot_description=settings.bot_description, peers=peers)
+    return OfflineChatClient(
+        bot_name=settings.bot_name, bot_description=settings.bot_description, peers=peers
+    )

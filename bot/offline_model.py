@@ -31,14 +31,15 @@ OFFLINE_LABEL = "[offline model]"
 HANDOFF_CONTEXT_KEY = "handoff_context"
 HANDOFF_TOOL_NAME = "handoff_to_peer"
 
-_STOPWORDS = frozenset(
-    """a about after again all also am an and any are as at be been but by can could do does for from
-    get got had has have help how i if in into is it its just like me my need needs new no not now of
-    on or our please question questions so some than that the their them then there these they this
-    to up us want was we what when where which who why will with would you your yours i'm it's don't
-    can't hi hello hey thanks thank bot bots peer peers handoff takes take over opens open carries
-    carry chat chats user users microsoft teams context specialist specialty assistant""".split()
-)
+_STOPWORDS_TEXT = """
+a about after again all also am an and any are as at be been but by can could do does for from
+get got had has have help how i if in into is it its just like me my need needs new no not now
+of on or our please question questions so some than that the their them then there these they
+this to up us want was we what when where which who why will with would you your yours i'm it's
+don't can't hi hello hey thanks thank bot bots peer peers handoff takes take over opens open
+carries carry chat chats user users microsoft teams context specialist specialty assistant
+"""
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 def keywords(text: str) -> set[str]:
@@ -116,13 +117,17 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
 
     def _offline_answer(self, history: Sequence[Message]) -> str:
         context = next(
-            (m.additional_properties[HANDOFF_CONTEXT_KEY] for m in reversed(history)
-             if HANDOFF_CONTEXT_KEY in m.additional_properties),
+            (
+                m.additional_properties[HANDOFF_CONTEXT_KEY]
+                for m in reversed(history)
+                if HANDOFF_CONTEXT_KEY in m.additional_properties
+            ),
             None,
         )
         remembered = (
             f"From {context.get('from_bot')}'s handoff I know what you need: {context.get('summary')} "
-            if context else ""
+            if context
+            else ""
         )
         return (
             f"{OFFLINE_LABEL} {remembered}I'm {self._bot_name} ({self._bot_description}). I'm running on "

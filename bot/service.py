@@ -77,7 +77,11 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             client=ClientOptions(timeout=settings.connector_timeout_seconds),
         )
         register_teams_handlers(
-            teams, bot_name=settings.bot_name, agent=agent, store=store, prompts=prompts,
+            teams,
+            bot_name=settings.bot_name,
+            agent=agent,
+            store=store,
+            prompts=prompts,
             tenant_allowlist=settings.tenant_allowlist,
         )
         await teams.initialize()
@@ -129,7 +133,8 @@ def _add_health_routes(service: BotService) -> None:
             "model": service.settings.model_provider,
             "model_note": (
                 "offline: the built-in routing model; configure OPENAI_* or AZURE_OPENAI_* for real answers"
-                if service.settings.model_provider == "offline" else "configured"
+                if service.settings.model_provider == "offline"
+                else "configured"
             ),
             "peers": [peer.name for peer in service.peers.available()],
         }

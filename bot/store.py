@@ -30,18 +30,21 @@ SCHEMA_VERSION = 1
 metadata = MetaData()
 
 schema_info = Table(
-    "schema_info", metadata,
+    "schema_info",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
 )
 histories = Table(
-    "histories", metadata,
+    "histories",
+    metadata,
     Column("conversation_id", String(255), primary_key=True),
     Column("messages", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 conversation_refs = Table(
-    "conversation_refs", metadata,
+    "conversation_refs",
+    metadata,
     Column("conversation_id", String(255), primary_key=True),
     Column("service_url", String(500), nullable=False),
     Column("tenant_id", String(100), nullable=False),
@@ -50,7 +53,8 @@ conversation_refs = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 handoffs = Table(
-    "handoffs", metadata,
+    "handoffs",
+    metadata,
     Column("handoff_id", String(100), primary_key=True),
     Column("from_bot", String(100), nullable=False),
     Column("to_bot", String(100), nullable=False),
@@ -155,8 +159,10 @@ class Store(HandoffLedger):
 
     async def save_conversation_ref(self, ref: ConversationRef) -> None:
         values = {
-            "service_url": ref.service_url, "tenant_id": ref.tenant_id,
-            "aad_object_id": ref.aad_object_id, "user_name": ref.user_name,
+            "service_url": ref.service_url,
+            "tenant_id": ref.tenant_id,
+            "aad_object_id": ref.aad_object_id,
+            "user_name": ref.user_name,
             "updated_at": datetime.now(UTC),
         }
         async with self._engine.begin() as connection:
@@ -180,8 +186,11 @@ class Store(HandoffLedger):
         if row is None:
             return None
         return ConversationRef(
-            conversation_id=row.conversation_id, service_url=row.service_url, tenant_id=row.tenant_id,
-            aad_object_id=row.aad_object_id, user_name=row.user_name,
+            conversation_id=row.conversation_id,
+            service_url=row.service_url,
+            tenant_id=row.tenant_id,
+            aad_object_id=row.aad_object_id,
+            user_name=row.user_name,
         )
 
     # Handoff ledger -----------------------------------------------------------------------------
@@ -189,7 +198,9 @@ class Store(HandoffLedger):
     async def find_outcome(self, handoff_id: str) -> HandoffOutcome | None:
         async with self._engine.connect() as connection:
             raw = (
-                await connection.execute(select(handoffs.c.outcome).where(handoffs.c.handoff_id == handoff_id))
+                await connection.execute(
+                    select(handoffs.c.outcome).where(handoffs.c.handoff_id == handoff_id)
+                )
             ).scalar()
         return HandoffOutcome.model_validate_json(raw) if raw else None
 
@@ -208,12 +219,18 @@ class Store(HandoffLedger):
             async with self._engine.begin() as connection:
                 await connection.execute(
                     handoffs.insert().values(
-                        handoff_id=handoff.handoff_id, from_bot=handoff.from_, to_bot=outcome.peer,
-                        aad_object_id=handoff.aad_object_id, tenant_id=handoff.tenant_id,
-                        status=outcome.status.value, outcome=outcome.model_dump_json(by_alias=True),
+                        handoff_id=handoff.handoff_id,
+                        from_bot=handoff.from_,
+                        to_bot=outcome.peer,
+                        aad_object_id=handoff.aad_object_id,
+                        tenant_id=handoff.tenant_id,
+                        status=outcome.status.value,
+                        outcome=outcome.model_dump_json(by_alias=True),
                         created_at=datetime.now(UTC),
                     )
                 )
         except IntegrityError:
-            logger.info("handoff_already_recorded", extra={"event": "handoff_already_recorded",
-                                                           "handoff_id": handoff.handoff_id})
+            logger.info(
+                "handoff_already_recorded",
+                extra={"event": "handoff_already_recorded", "handoff_id": handoff.handoff_id},
+            )

@@ -7,7 +7,8 @@ import logging
 import time
 from collections import defaultdict
 
-from microsoft_teams.api import MessageActivity, TypingActivityInput
+from microsoft_teams.api.activities.message import MessageActivity
+from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.apps import ActivityContext, App
 
 from bot.agent import BotAgent, TurnIdentity, clean_user_name
@@ -60,23 +61,33 @@ def register_teams_handlers(
         identity = identity_of(activity)
         log = {"conversation_id": identity.conversation_id, "activity_id": activity.id}
         if tenant_allowlist and identity.tenant_id not in tenant_allowlist:
-            logger.warning("turn_refused", extra={"event": "turn_refused", "reason": "tenant not allowed", **log})
+            logger.warning(
+                "turn_refused", extra={"event": "turn_refused", "reason": "tenant not allowed", **log}
+            )
             await ctx.send(speaker_line(bot_name, f"Sorry, {bot_name} is not enabled for your organisation."))
             return
         text = (activity.strip_mentions_text().text or "").strip()
         if not text:
-            await ctx.send(speaker_line(bot_name, "I can only read text messages. Please type your question."))
+            await ctx.send(
+                speaker_line(bot_name, "I can only read text messages. Please type your question.")
+            )
             return
         if len(text) > MAX_USER_TEXT_CHARS:
-            await ctx.send(speaker_line(
-                bot_name, f"That message is too long for me ({len(text)} characters; the limit is "
-                f"{MAX_USER_TEXT_CHARS}). Please shorten it."))
+            await ctx.send(
+                speaker_line(
+                    bot_name,
+                    f"That message is too long for me ({len(text)} characters; the limit is "
+                    f"{MAX_USER_TEXT_CHARS}). Please shorten it.",
+                )
+            )
             return
         if identity.service_url:
             await store.save_conversation_ref(
                 ConversationRef(
-                    conversation_id=identity.conversation_id, service_url=identity.service_url,
-                    tenant_id=identity.tenant_id, aad_object_id=identity.aad_object_id,
+                    conversation_id=identity.conversation_id,
+                    service_url=identity.service_url,
+                    tenant_id=identity.tenant_id,
+                    aad_object_id=identity.aad_object_id,
                     user_name=identity.user_name,
                 )
             )
@@ -92,5 +103,9 @@ def register_teams_handlers(
         await ctx.send(speaker_line(bot_name, reply))
         logger.info(
             "turn_complete",
-            extra={"event": "turn_complete", "duration_ms": round((time.perf_counter() - started) * 1000), **log},
+            extra={
+                "event": "turn_complete",
+                "duration_ms": round((time.perf_counter() - started) * 1000),
+                **log,
+            },
         )

@@ -38,8 +38,13 @@ def send_message(*parts: dict[str, Any], message_id: str | None = None) -> dict[
         "jsonrpc": "2.0",
         "id": 7,
         "method": "SendMessage",
-        "params": {"message": {"role": "ROLE_USER", "messageId": message_id or uuid.uuid4().hex,
-                               "parts": list(parts)}},
+        "params": {
+            "message": {
+                "role": "ROLE_USER",
+                "messageId": message_id or uuid.uuid4().hex,
+                "parts": list(parts),
+            }
+        },
     }
 
 
@@ -64,8 +69,9 @@ async def assert_still_serving(http: httpx.AsyncClient, bob: RunningBot) -> None
 async def test_valid_handoff_is_delivered_with_the_new_conversation_id(
     http: httpx.AsyncClient, bob: RunningBot, connector: StandInConnector, service_url: str
 ) -> None:
-    response = await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS,
-                               json=send_message({"data": handoff(service_url)}))
+    response = await http.post(
+        f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": handoff(service_url)})
+    )
     outcome = outcome_of(response)
     assert outcome["status"] == "delivered"
     assert outcome["conversationId"] == connector.created()[0].returned_id
@@ -104,16 +110,20 @@ async def test_malformed_handoff_gets_invalid_params_naming_the_field(
         (b"{not json", -32700),
         (b'{"jsonrpc": "2.0", "id": 1, "method": "NoSuchMethod", "params": {}}', -32601),
         (b'[{"jsonrpc": "2.0", "id": 1, "method": "SendMessage"}]', -32600),
-        (b'{"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {"message": '
-         b'{"role": "ROLE_USER", "messageId": "m1", "parts": [{"text": "hi"}]}}}', -32004),
+        (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {"message": '
+            b'{"role": "ROLE_USER", "messageId": "m1", "parts": [{"text": "hi"}]}}}',
+            -32004,
+        ),
     ],
     ids=["not-json", "unknown-method", "batch", "streaming-unsupported"],
 )
 async def test_broken_json_rpc_gets_a_json_rpc_error(
     http: httpx.AsyncClient, bob: RunningBot, body: bytes, code: int
 ) -> None:
-    response = await http.post(f"{bob.url}/a2a", headers={**A2A_HEADERS, "content-type": "application/json"},
-                               content=body)
+    response = await http.post(
+        f"{bob.url}/a2a", headers={**A2A_HEADERS, "content-type": "application/json"}, content=body
+    )
     assert response.status_code < 500
     assert response.json()["error"]["code"] == code
     await assert_still_serving(http, bob)
@@ -122,8 +132,9 @@ async def test_broken_json_rpc_gets_a_json_rpc_error(
 async def test_handoff_over_the_hop_limit_is_rejected_without_calling_teams(
     http: httpx.AsyncClient, bob: RunningBot, connector: StandInConnector, service_url: str
 ) -> None:
-    response = await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS,
-                               json=send_message({"data": handoff(service_url, hops=2)}))
+    response = await http.post(
+        f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": handoff(service_url, hops=2)})
+    )
     outcome = outcome_of(response)
     assert outcome["status"] == "rejected"
     assert "already passed on" in outcome["reason"]
@@ -134,8 +145,9 @@ async def test_handoff_to_a_service_url_off_the_allowlist_is_rejected_before_any
     http: httpx.AsyncClient, bob: RunningBot, connector: StandInConnector
 ) -> None:
     evil = "https://attacker.example.net/teams"
-    response = await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS,
-                               json=send_message({"data": handoff(evil)}))
+    response = await http.post(
+        f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": handoff(evil)})
+    )
     outcome = outcome_of(response)
     assert outcome["status"] == "rejected"
     assert "not one Bob is allowed to contact" in outcome["reason"]

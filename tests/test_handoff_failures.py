@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import message_activity, started_bot, start_bot
+from tests.harness import message_activity, start_bot, started_bot
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 
@@ -15,19 +15,38 @@ SUMMARY = "Dana's laptop screen flickers."
 
 
 async def test_create_conversation_403_tells_user_bob_could_not_reach_them(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
-    llm.script("alice-model", tool_then_say("handoff_to_peer", "Bob will message you shortly!",
-                                            peer="Bob", summary=SUMMARY))
+    llm.script(
+        "alice-model",
+        tool_then_say("handoff_to_peer", "Bob will message you shortly!", peer="Bob", summary=SUMMARY),
+    )
     llm.script("bob-model", lambda request: say("Hi Dana"))
     connector.fail("create_conversation", 403)
-    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model",
-                           **llm_settings) as bob, \
-               started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url], **llm_settings) as alice:
-        await http.post(f"{alice.url}/api/messages", json=message_activity(
-            "My laptop screen flickers", conversation_id="a:dana-alice", service_url=service_url))
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice,
+    ):
+        await http.post(
+            f"{alice.url}/api/messages",
+            json=message_activity(
+                "My laptop screen flickers", conversation_id="a:dana-alice", service_url=service_url
+            ),
+        )
 
         assert len(connector.created()) == 1
         assert {call.conversation_id for call in connector.sent()} == {"a:dana-alice"}
@@ -41,8 +60,12 @@ async def test_create_conversation_403_tells_user_bob_could_not_reach_them(
 
 
 async def test_bob_down_alice_says_so_and_her_next_turn_works(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
     def alice(request: dict) -> dict:
         if "flicker" in (request["messages"][-1].get("content") or ""):
@@ -53,23 +76,39 @@ async def test_bob_down_alice_says_so_and_her_next_turn_works(
 
     llm.script("alice-model", alice)
     llm.script("bob-model", lambda request: say("unused"))
-    bob = await start_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings)
-    async with started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url], **llm_settings) as alice_bot:
+    bob = await start_bot(
+        "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+    )
+    async with started_bot(
+        "Alice",
+        ALICE_DESCRIPTION,
+        state_dir=state_dir,
+        openai_model="alice-model",
+        peer_urls=[bob.url],
+        **llm_settings,
+    ) as alice_bot:
         await alice_bot.service.peers.refresh()
         assert [peer.name for peer in alice_bot.service.peers.available()] == ["Bob"]
         await bob.stop()
 
-        response = await http.post(f"{alice_bot.url}/api/messages", json=message_activity(
-            "My laptop screen flickers", conversation_id="a:dana-alice", service_url=service_url))
+        response = await http.post(
+            f"{alice_bot.url}/api/messages",
+            json=message_activity(
+                "My laptop screen flickers", conversation_id="a:dana-alice", service_url=service_url
+            ),
+        )
         assert response.status_code == 200
         [notice] = connector.sent("a:dana-alice")
         assert notice.text.startswith("**Alice:** I tried to hand you over to Bob, but it did not work")
         assert "not reachable right now" in notice.text
         assert connector.created() == []
 
-        response = await http.post(f"{alice_bot.url}/api/messages", json=message_activity(
-            "Is my hotel booked?", conversation_id="a:dana-alice", service_url=service_url))
+        response = await http.post(
+            f"{alice_bot.url}/api/messages",
+            json=message_activity(
+                "Is my hotel booked?", conversation_id="a:dana-alice", service_url=service_url
+            ),
+        )
         assert response.status_code == 200
         assert connector.sent("a:dana-alice")[-1].text == "**Alice:** Your hotel in Oslo is booked."
         last_request = llm.requests_for("alice-model")[-1]

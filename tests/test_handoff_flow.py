@@ -23,19 +23,33 @@ def tool_schema(request: dict, name: str) -> dict:
 
 
 async def test_alice_answers_in_specialty_question_herself(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
     llm.script("bob-model", lambda request: say("unused"))
     llm.script("alice-model", lambda request: say("Per diem for Berlin is 42 EUR a day."))
-    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model",
-                           **llm_settings) as bob, \
-               started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url], **llm_settings) as alice:
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice,
+    ):
         response = await http.post(
             f"{alice.url}/api/messages",
-            json=message_activity("What is the per diem for Berlin?", conversation_id="a:dana-alice",
-                                  service_url=service_url),
+            json=message_activity(
+                "What is the per diem for Berlin?", conversation_id="a:dana-alice", service_url=service_url
+            ),
         )
         assert response.status_code == 200
         assert bob.a2a_calls == 0
@@ -51,22 +65,42 @@ async def test_alice_answers_in_specialty_question_herself(
 
 
 async def test_handoff_to_bob_greets_user_in_new_chat(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
-    llm.script("alice-model", tool_then_say("handoff_to_peer", "Bob will take it from here.",
-                                            peer="Bob", summary=VPN_SUMMARY))
-    llm.script("bob-model", lambda request: say(
-        "Hi Dana, I'm Bob from IT. I understand your VPN keeps dropping on your laptop. Which VPN client?"))
+    llm.script(
+        "alice-model",
+        tool_then_say("handoff_to_peer", "Bob will take it from here.", peer="Bob", summary=VPN_SUMMARY),
+    )
+    llm.script(
+        "bob-model",
+        lambda request: say(
+            "Hi Dana, I'm Bob from IT. I understand your VPN keeps dropping on your laptop. Which VPN client?"
+        ),
+    )
     user = TeamsUser()
-    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model",
-                           **llm_settings) as bob, \
-               started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url], **llm_settings) as alice:
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice,
+    ):
         response = await http.post(
             f"{alice.url}/api/messages",
-            json=message_activity(VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url,
-                                  user=user),
+            json=message_activity(
+                VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url, user=user
+            ),
         )
         assert response.status_code == 200
 
@@ -89,24 +123,47 @@ async def test_handoff_to_bob_greets_user_in_new_chat(
 
 
 async def test_users_next_message_to_bob_has_greeting_and_summary_in_history(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
     llm.script("alice-model", tool_then_say("handoff_to_peer", "done", peer="Bob", summary=VPN_SUMMARY))
     greeting_text = "Hi Dana, Bob here. Your VPN drops on your laptop; which client do you use?"
-    llm.script("bob-model", lambda request: say(
-        greeting_text if len(llm.requests_for("bob-model")) == 1 else "Try reinstalling the client."))
-    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model",
-                           **llm_settings) as bob, \
-               started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url], **llm_settings) as alice:
-        await http.post(f"{alice.url}/api/messages", json=message_activity(
-            VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url))
+    llm.script(
+        "bob-model",
+        lambda request: say(
+            greeting_text if len(llm.requests_for("bob-model")) == 1 else "Try reinstalling the client."
+        ),
+    )
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice,
+    ):
+        await http.post(
+            f"{alice.url}/api/messages",
+            json=message_activity(VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url),
+        )
         [create] = connector.created()
-        new_conversation = connector.created()[0].returned_id
+        new_conversation = create.returned_id
 
-        response = await http.post(f"{bob.url}/api/messages", json=message_activity(
-            "It's GlobalProtect.", conversation_id=new_conversation, service_url=service_url))
+        response = await http.post(
+            f"{bob.url}/api/messages",
+            json=message_activity(
+                "It's GlobalProtect.", conversation_id=new_conversation, service_url=service_url
+            ),
+        )
         assert response.status_code == 200
 
         second = llm.requests_for("bob-model")[1]
@@ -115,25 +172,52 @@ async def test_users_next_message_to_bob_has_greeting_and_summary_in_history(
         assert ("assistant", greeting_text) in history
         assert history[-1] == ("user", "It's GlobalProtect.")
         replies = connector.sent(new_conversation)
-        assert [r.text for r in replies] == [f"**Bob:** {greeting_text}", "**Bob:** Try reinstalling the client."]
+        assert [r.text for r in replies] == [
+            f"**Bob:** {greeting_text}",
+            "**Bob:** Try reinstalling the client.",
+        ]
 
 
 async def test_three_bots_model_picks_carol_from_exactly_two_offered_peers(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
-    llm.script("alice-model", tool_then_say("handoff_to_peer", "ok", peer="Carol",
-                                            summary="Dana asks how many holiday days she has left."))
+    llm.script(
+        "alice-model",
+        tool_then_say(
+            "handoff_to_peer", "ok", peer="Carol", summary="Dana asks how many holiday days she has left."
+        ),
+    )
     llm.script("bob-model", lambda request: say("unused"))
     llm.script("carol-model", lambda request: say("Hi Dana, Carol from HR here about your holidays."))
-    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model",
-                           **llm_settings) as bob, \
-               started_bot("Carol", CAROL_DESCRIPTION, state_dir=state_dir, openai_model="carol-model",
-                           **llm_settings) as carol, \
-               started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url, carol.url], **llm_settings) as alice:
-        await http.post(f"{alice.url}/api/messages", json=message_activity(
-            "How many holiday days do I have left?", conversation_id="a:dana-alice", service_url=service_url))
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Carol", CAROL_DESCRIPTION, state_dir=state_dir, openai_model="carol-model", **llm_settings
+        ) as carol,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url, carol.url],
+            **llm_settings,
+        ) as alice,
+    ):
+        await http.post(
+            f"{alice.url}/api/messages",
+            json=message_activity(
+                "How many holiday days do I have left?",
+                conversation_id="a:dana-alice",
+                service_url=service_url,
+            ),
+        )
 
         first = llm.requests_for("alice-model")[0]
         assert sorted(tool_schema(first, "handoff_to_peer")["properties"]["peer"]["enum"]) == ["Bob", "Carol"]
@@ -147,8 +231,12 @@ async def test_three_bots_model_picks_carol_from_exactly_two_offered_peers(
 
 
 async def test_model_naming_an_unknown_peer_makes_no_a2a_call(
-    http: httpx.AsyncClient, connector: StandInConnector, llm: StandInOpenAI, llm_settings: dict,
-    service_url: str, state_dir: Path,
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
 ) -> None:
     def alice(request: dict) -> dict:
         if last_message(request)["role"] == "tool":
@@ -157,12 +245,25 @@ async def test_model_naming_an_unknown_peer_makes_no_a2a_call(
 
     llm.script("alice-model", alice)
     llm.script("bob-model", lambda request: say("unused"))
-    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model",
-                           **llm_settings) as bob, \
-               started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model",
-                           peer_urls=[bob.url], **llm_settings) as alice_bot:
-        response = await http.post(f"{alice_bot.url}/api/messages", json=message_activity(
-            "Pass me to Mallory", conversation_id="a:dana-alice", service_url=service_url))
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice_bot,
+    ):
+        response = await http.post(
+            f"{alice_bot.url}/api/messages",
+            json=message_activity(
+                "Pass me to Mallory", conversation_id="a:dana-alice", service_url=service_url
+            ),
+        )
         assert response.status_code == 200
         assert bob.a2a_calls == 0
         assert connector.created() == []

@@ -58,13 +58,15 @@ class StandInConnector:
 
     def sent(self, conversation_id: str | None = None) -> list[ConnectorCall]:
         return [
-            call for call in self.calls
-            if call.kind == "send_activity" and call.body.get("type") == "message"
+            call
+            for call in self.calls
+            if call.kind == "send_activity"
+            and call.body.get("type") == "message"
             and (conversation_id is None or call.conversation_id == conversation_id)
         ]
 
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
-        async with asyncio.timeout(timeout), self._changed:
+    async def wait_for(self, predicate: Any, within: float = 10.0) -> None:
+        async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: predicate(self))
 
     async def _record(self, call: ConnectorCall) -> JSONResponse | None:
@@ -76,7 +78,8 @@ class StandInConnector:
                 failure.times -= 1
                 return JSONResponse(
                     {"error": {"code": "Failure", "message": "stand-in failure"}},
-                    status_code=failure.status, headers=failure.headers,
+                    status_code=failure.status,
+                    headers=failure.headers,
                 )
         return None
 
@@ -93,7 +96,9 @@ class StandInConnector:
     async def _send(self, prefix: str, conversation_id: str, request: Request) -> JSONResponse:
         body = await request.json()
         failure = await self._record(
-            ConnectorCall("send_activity", prefix, conversation_id, body, request.headers.get("authorization"))
+            ConnectorCall(
+                "send_activity", prefix, conversation_id, body, request.headers.get("authorization")
+            )
         )
         if failure is not None:
             return failure

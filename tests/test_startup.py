@@ -1,0 +1,119 @@
+"""Starting a bot process: configuration errors are one clear line; the chosen env file wins."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+async def run_bot(*args: str, cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+LOCAL = {
+    "BOT_NAME": "Alice",
+    "BOT_DESCRIPTION": "Travel",
+    "BOT_SELF_URL": "http://127.0.0.1:3978",
+    "LOCAL_DEVELOPMENT": "true",
+}
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ("BOT_NAME", "BOT_NAME: missing (required)"),
+        ("BOT_SELF_URL", "BOT_SELF_URL: missing (required)"),
+        ("LOCAL_DEVELOPMENT", "CLIENT_ID: required"),
+        ("A2A_AUTH_SECRET", "A2A_AUTH_SECRET: required"),
+    ],
+)
+async def test_missing_setting_stops_startup_naming_the_variable(
+    tmp_path: Path, missing: str, expected: str
+) -> None:
+    production = {**LOCAL, "CLIENT_ID": "app-id", "CLIENT_SECRET": "app-secret", "LOCAL_DEVELOPMENT": "false"}
+    base = production if missing == "A2A_AUTH_SECRET" else LOCAL
+    env = clean_env(**{key: value for key, value in base.items() if key != missing})
+    process = await run_bot(cwd=tmp_path, env=env)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("configuration error: ")
+    assert expected in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("PORT", "eighty", "PORT: Input should be a valid integer"),
+        ("BOT_SELF_URL", "alice.example.com", "BOT_SELF_URL: 'alice.example.com' is not an absolute"),
+        ("CLIENT_ID", "app-id-only", "CLIENT_SECRET: required when CLIENT_ID is set"),
+        ("A2A_AUTH_SECRET", "short", "A2A_AUTH_SECRET: must be at least 32 characters"),
+        ("OPENAI_MODEL", "gpt-4o-mini", "OPENAI_API_KEY: required for OpenAI"),
+    ],
+)
+async def test_invalid_setting_stops_startup_naming_the_variable(
+    tmp_path: Path, setting: str, value: str, expected: str
+) -> None:
+    process = await run_bot(cwd=tmp_path, env=clean_env(**{**LOCAL, setting: value}))
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert expected in stderr.decode()
+
+
+async def test_shipped_production_env_file_refuses_its_placeholders(tmp_path: Path) -> None:
+    process = await run_bot("--env-file", str(ROOT / "env" / "alice.env"), cwd=tmp_path, env=clean_env())
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "still the placeholder" in stderr.decode()
+
+
+async def test_chosen_env_file_wins_over_a_stray_dotenv_in_the_working_directory(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / ".env").write_text("BOT_NAME=Mallory\nCLIENT_ID=stray-app-id\nPEER_URLS=http://127.0.0.1:1\n")
+    env_file = tmp_path / "alice.env"
+    env_file.write_text(
+        f"BOT_NAME=Alice\nBOT_DESCRIPTION=Travel\nBOT_SELF_URL=http://127.0.0.1:{port}\nPORT={port}\n"
+        f"LOCAL_DEVELOPMENT=true\nSTATE_URL=sqlite+aiosqlite:///{tmp_path}/alice.db\n"
+    )
+    process = await run_bot("--env-file", str(env_file), cwd=tmp_path, env=clean_env())
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(60):
+            while b"Uvicorn running" not in (line := await process.stderr.readline()):
+                assert line, "the bot exited before it started listening"
+        async with httpx.AsyncClient() as http:
+            card = (await http.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json")).json()
+            ready = (await http.get(f"http://127.0.0.1:{port}/readyz")).json()
+        assert card["name"] == "Alice"
+        assert ready["peers"] == []
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
