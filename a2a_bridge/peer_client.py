@@ -3,7 +3,9 @@
 Every peer shares the process's one pooled ``httpx.AsyncClient``. A card is fetched once and cached;
 it is fetched again when it is older than ``max_age`` or when a call to that peer fails. A peer whose
 card cannot be fetched is simply absent from ``available()`` (and so from the model's instructions
-and the tool's enum) until a later refresh succeeds; nothing waits for peers at start-up.
+and the tool's enum) until a later refresh succeeds; nothing waits for peers at start-up. After a
+failed fetch the next turn tries again at once (the peer may just have come up); further failures
+back off (0.5 s, 1 s, 2 s... up to ``retry_after``) so a peer that stays down costs turns little.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class _Peer:
     client: Client | None = None
     fetched_at: float = 0.0
     last_attempt_at: float | None = None
+    failures: int = 0
     stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -197,11 +200,10 @@ class PeerDirectory:
         now = self._clock()
         if peer.card is not None and not peer.stale and now - peer.fetched_at < self._card_max_age:
             return False
-        return not (
-            peer.card is None
-            and peer.last_attempt_at is not None
-            and now - peer.last_attempt_at < self._retry_after
-        )
+        if peer.card is None and peer.last_attempt_at is not None:
+            backoff = 0.0 if peer.failures <= 1 else min(self._retry_after, 0.5 * 2 ** (peer.failures - 2))
+            return now - peer.last_attempt_at >= backoff
+        return True
 
     async def _refresh(self, peer: _Peer) -> None:
         if peer.lock.locked():
@@ -227,10 +229,11 @@ class PeerDirectory:
                     },
                 )
                 peer.card, peer.client = None, None
+                peer.failures += 1
                 return
             is_new = peer.card is None or peer.card.name != card.name
             peer.card, peer.client = card, client
-            peer.fetched_at, peer.stale = self._clock(), False
+            peer.fetched_at, peer.stale, peer.failures = self._clock(), False, 0
             if is_new:
                 logger.info(
                     "peer_card_resolved",

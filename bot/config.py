@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{Path('data').resolve() / slug}.db"
 
     @property
+    def teams_bot_id(self) -> str:
+        """The bot's channel account id as Teams writes it (``28:<app id>``)."""
+        return f"28:{self.client_id}" if self.client_id else f"28:{self.bot_name.lower()}-local"
+
+    @property
     def a2a_url(self) -> str:
         return f"{self.bot_self_url}/a2a"
 

@@ -14,8 +14,9 @@ import time
 import httpx
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.clients.conversation import CreateConversationParams
-from microsoft_teams.api.models import Account
+from microsoft_teams.api.models import Account, ConversationAccount, ConversationReference
 from microsoft_teams.apps import App
+from microsoft_teams.apps.activity_send import send_or_update_activity
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 from bot.agent import BotAgent
@@ -26,11 +27,12 @@ logger = logging.getLogger(__name__)
 
 
 class TeamsGreeter:
-    def __init__(self, *, app: App, agent: BotAgent, store: Store, bot_name: str) -> None:
+    def __init__(self, *, app: App, agent: BotAgent, store: Store, bot_name: str, bot_id: str) -> None:
         self._app = app
         self._agent = agent
         self._store = store
         self._bot_name = bot_name
+        self._bot = Account(id=bot_id, name=bot_name, role="bot")
 
     async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome:
         api = self._app.api.from_service_url(handoff.service_url)
@@ -66,8 +68,15 @@ class TeamsGreeter:
         greeting = await self._agent.run_greeting_turn(conversation.id, handoff)
         started = time.perf_counter()
         try:
-            await api.conversations.create_activity(
-                conversation.id, MessageActivityInput(text=speaker_line(self._bot_name, greeting))
+            await send_or_update_activity(
+                api,
+                MessageActivityInput(text=speaker_line(self._bot_name, greeting)),
+                ConversationReference(
+                    channel_id="msteams",
+                    service_url=handoff.service_url,
+                    bot=self._bot,
+                    conversation=ConversationAccount(id=conversation.id, conversation_type="personal"),
+                ),
             )
         except httpx.HTTPError as error:
             return self._failed(handoff, "greet", error)

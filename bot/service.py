@@ -93,7 +93,9 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
                 allow_loopback_service_urls=settings.local_development,
                 tenant_allowlist=tuple(settings.tenant_allowlist),
             ),
-            delivery=TeamsGreeter(app=teams, agent=agent, store=store, bot_name=settings.bot_name),
+            delivery=TeamsGreeter(
+                app=teams, agent=agent, store=store, bot_name=settings.bot_name, bot_id=settings.teams_bot_id
+            ),
             ledger=store,
         )
         card = build_agent_card(

@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Run the whole thing locally: Alice and Bob (offline model) and an Agents Playground for each.
+
+    python3 scripts/local_stack.py run     # set up (venv, install, playground), start, wait for Ctrl-C
+    python3 scripts/local_stack.py stop    # stop what a running `run` started, from another terminal
+
+Only the standard library is used here, because this runs before the virtual environment exists.
+The two playgrounds share one user and one personal chat id, and the user's id equals their
+aadObjectId, so when Bob opens a 1:1 with that aadObjectId (exactly as in Teams) the playground
+returns the user's chat: Bob's greeting shows up where the user is talking to Alice, and the same
+chat id in Bob's own playground continues the conversation with Bob.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".run"
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+PLAYGROUND_PACKAGE = "@microsoft/m365agentsplayground"
+PLAYGROUND_VERSION = "0.2.28"
+PLAYGROUND_DIR = RUN_DIR / "playground"
+PLAYGROUND_CLI = PLAYGROUND_DIR / "node_modules" / "@microsoft" / "m365agentsplayground" / "cli.js"
+STATE_FILE = RUN_DIR / "stack.json"
+
+LOCAL_USER = {
+    "id": "aad-dana-local",
+    "name": "Dana Smith",
+    "userPrincipleName": "dana@contoso.test",
+    "aadObjectId": "aad-dana-local",
+    "givenName": "Dana",
+    "surname": "Smith",
+    "email": "dana@contoso.test",
+}
+LOCAL_TENANT = "tenant-contoso-local"
+LOCAL_CHAT_ID = "a:dana-personal-chat"
+
+
+@dataclass(frozen=True)
+class BotPlan:
+    name: str
+    env_file: Path
+    port: int
+    playground_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def playground_url(self) -> str:
+        return f"http://127.0.0.1:{self.playground_port}"
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    bots: tuple[BotPlan, ...]
+    state_dir: Path = ROOT / "data"
+    log_dir: Path = RUN_DIR / "logs"
+    with_playgrounds: bool = True
+    state_file: Path | None = None
+
+    @classmethod
+    def default(cls) -> StackPlan:
+        return cls(
+            bots=(
+                BotPlan("Alice", ROOT / "env" / "alice.local.env", 3978, 56150),
+                BotPlan("Bob", ROOT / "env" / "bob.local.env", 3979, 56151),
+            )
+        )
+
+    def ports(self) -> list[int]:
+        ports = [bot.port for bot in self.bots]
+        if self.with_playgrounds:
+            ports += [bot.playground_port for bot in self.bots]
+        return ports
+
+
+class StackError(Exception):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[local] {message}", flush=True)
+
+
+# Set-up ------------------------------------------------------------------------------------------
+
+
+def ensure_python_environment() -> None:
+    if not VENV_PYTHON.exists():
+        say("creating the virtual environment in .venv")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    stamp = VENV / ".installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    say("installing the project and its dev tools into .venv (first run only)")
+    subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True)
+    stamp.write_text(wanted)
+
+
+def ensure_playground() -> None:
+    installed = PLAYGROUND_DIR / "node_modules" / "@microsoft" / "m365agentsplayground" / "package.json"
+    if installed.exists() and json.loads(installed.read_text()).get("version") == PLAYGROUND_VERSION:
+        return
+    say(f"installing the Agents Playground ({PLAYGROUND_PACKAGE}@{PLAYGROUND_VERSION}) into .run/playground")
+    PLAYGROUND_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+            str(PLAYGROUND_DIR),
+            f"{PLAYGROUND_PACKAGE}@{PLAYGROUND_VERSION}",
+        ],
+        check=True,
+    )
+
+
+def playground_config(bot: BotPlan) -> dict[str, object]:
+    colleagues = [
+        {
+            "id": f"user-{n}",
+            "name": f"Colleague {n}",
+            "userPrincipleName": f"colleague{n}@contoso.test",
+            "aadObjectId": f"aad-colleague-{n}",
+            "givenName": "Colleague",
+            "surname": str(n),
+            "email": f"colleague{n}@contoso.test",
+        }
+        for n in range(1, 6)
+    ]
+    return {
+        "version": "0.1.1",
+        "tenantId": LOCAL_TENANT,
+        "bot": {"id": f"28:{bot.name.lower()}-local", "name": bot.name},
+        "currentUser": LOCAL_USER,
+        "users": colleagues,
+        "personalChat": {"id": LOCAL_CHAT_ID},
+        "groupChat": {"id": "19:local-group-chat", "name": "Local group chat"},
+        "team": {
+            "id": "19:local-team",
+            "name": "Local team",
+            "aadGroupId": "aad-group-local",
+            "channels": [],
+        },
+    }
+
+
+# Running -----------------------------------------------------------------------------------------
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class RunningProcess:
+    label: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    health_url: str
+
+
+@dataclass
+class LocalStack:
+    plan: StackPlan
+    processes: list[RunningProcess] = field(default_factory=list)
+
+    def start(self) -> None:
+        busy = [port for port in self.plan.ports() if port_in_use(port)]
+        if busy:
+            raise StackError(
+                f"port(s) {', '.join(map(str, busy))} already in use: is the local stack already running? "
+                "Stop it with `make stop` (or free the ports) and try again."
+            )
+        self.plan.log_dir.mkdir(parents=True, exist_ok=True)
+        self.plan.state_dir.mkdir(parents=True, exist_ok=True)
+        peers = {
+            bot.name: ",".join(other.url for other in self.plan.bots if other is not bot)
+            for bot in self.plan.bots
+        }
+        for bot in self.plan.bots:
+            env = {
+                **os.environ,
+                "PORT": str(bot.port),
+                "BOT_SELF_URL": bot.url,
+                "PEER_URLS": peers[bot.name],
+                "STATE_URL": f"sqlite+aiosqlite:///{self.plan.state_dir / bot.name.lower()}.local.db",
+            }
+            self._spawn(
+                f"{bot.name} bot",
+                [str(VENV_PYTHON), "-m", "bot", "--env-file", str(bot.env_file)],
+                env=env,
+                cwd=ROOT,
+                health_url=f"{bot.url}/healthz",
+            )
+        if self.plan.with_playgrounds:
+            for bot in self.plan.bots:
+                folder = self.plan.log_dir.parent / f"playground-{bot.name.lower()}"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / ".m365agentsplayground.yml").write_text(
+                    json.dumps(playground_config(bot), indent=2)
+                )
+                log = self.plan.log_dir / f"playground-{bot.name.lower()}.log"
+                env = {
+                    **os.environ,
+                    "TEAMSAPPTESTER_BROWSER": "none",
+                    "M365_AGENTS_PLAYGROUND_LOGFILE": str(log),
+                }
+                self._spawn(
+                    f"{bot.name} playground",
+                    [
+                        "node",
+                        str(PLAYGROUND_CLI),
+                        "-e",
+                        f"{bot.url}/api/messages",
+                        "-c",
+                        "msteams",
+                        "-p",
+                        str(bot.playground_port),
+                        "--dt",
+                    ],
+                    env=env,
+                    cwd=folder,
+                    health_url=f"{bot.playground_url}/_debug/ping",
+                    log_name=f"playground-{bot.name.lower()}.out",
+                )
+        self._record()
+        self.wait_until_healthy()
+
+    def _spawn(
+        self,
+        label: str,
+        command: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        health_url: str,
+        log_name: str | None = None,
+    ) -> None:
+        log = self.plan.log_dir / (log_name or f"{label.replace(' ', '-').lower()}.log")
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.processes.append(RunningProcess(label, process, log, health_url))
+
+    def wait_until_healthy(self, within: float = 90.0) -> None:
+        deadline = time.monotonic() + within
+        pending = list(self.processes)
+        while pending:
+            for running in list(pending):
+                if running.process.poll() is not None:
+                    raise StackError(
+                        f"{running.label} exited (code {running.process.returncode}); "
+                        f"see {running.log}:\n{tail(running.log)}"
+                    )
+                if http_ok(running.health_url):
+                    pending.remove(running)
+            if time.monotonic() > deadline:
+                raise StackError("not healthy in time: " + ", ".join(p.label for p in pending))
+            if pending:
+                time.sleep(0.2)  # polling a health endpoint of a process we started
+
+    def first_exit(self) -> RunningProcess | None:
+        for running in self.processes:
+            if running.process.poll() is not None:
+                return running
+        return None
+
+    def stop(self) -> None:
+        for running in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(running.process.pid, signal.SIGTERM)
+        for running in self.processes:
+            try:
+                running.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(running.process.pid, signal.SIGKILL)
+                running.process.wait()
+        self.processes.clear()
+        if self.plan.state_file is not None:
+            self.plan.state_file.unlink(missing_ok=True)
+
+    def _record(self) -> None:
+        if self.plan.state_file is not None:
+            self.plan.state_file.write_text(json.dumps({"pgids": [p.process.pid for p in self.processes]}))
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextlib.contextmanager
+def running_stack(plan: StackPlan) -> Iterator[LocalStack]:
+    stack = LocalStack(plan)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def stop_recorded() -> int:
+    if not STATE_FILE.exists():
+        say("nothing to stop: no local stack is recorded as running")
+        return 0
+    pgids = json.loads(STATE_FILE.read_text()).get("pgids", [])
+    for pgid in pgids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+    STATE_FILE.unlink()
+    say(f"stopped {len(pgids)} process group(s)")
+    return 0
+
+
+def run(with_playgrounds: bool) -> int:
+    plan = StackPlan(bots=StackPlan.default().bots, with_playgrounds=with_playgrounds, state_file=STATE_FILE)
+    try:
+        ensure_python_environment()
+        if with_playgrounds:
+            ensure_playground()
+        stop_requested = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stop_requested
+            stop_requested = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        with running_stack(plan) as stack:
+            alice, bob = plan.bots
+            say(f"everything is up. Logs: {plan.log_dir.relative_to(ROOT)}/")
+            if with_playgrounds:
+                say(f"  1. Open Alice's chat:  {alice.playground_url}")
+                say("     ask something about travel, or an IT question such as 'My VPN keeps disconnecting'")
+                say("     (Bob's greeting appears in this same chat, marked **Bob:**)")
+                say(f"  2. Carry on with Bob: {bob.playground_url}  (the same chat, seen from Bob's side)")
+            say(
+                f"  Agent cards: {alice.url}/.well-known/agent-card.json  {bob.url}/.well-known/agent-card.json"
+            )
+            say("Press Ctrl-C to stop everything (or run `make stop` in another terminal).")
+            try:
+                while not stop_requested:
+                    exited = stack.first_exit()
+                    if exited is not None:
+                        raise StackError(
+                            f"{exited.label} stopped unexpectedly; see {exited.log}:\n{tail(exited.log)}"
+                        )
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+            say("stopping...")
+        say("stopped.")
+        return 0
+    except StackError as error:
+        say(f"error: {error}")
+        return 1
+    except subprocess.CalledProcessError as error:
+        say(f"error: set-up step failed: {' '.join(map(str, error.cmd))}")
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["run", "stop", "setup"], nargs="?", default="run")
+    parser.add_argument("--no-playground", action="store_true", help="start only the two bots")
+    args = parser.parse_args(argv)
+    if args.command == "stop":
+        return stop_recorded()
+    if args.command == "setup":
+        ensure_python_environment()
+        ensure_playground()
+        return 0
+    return run(with_playgrounds=not args.no_playground)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
