@@ -375,9 +375,8 @@ def run(with_playgrounds: bool) -> int:
                 say("     ask something about travel, or an IT question such as 'My VPN keeps disconnecting'")
                 say("     (Bob's greeting appears in this same chat, marked **Bob:**)")
                 say(f"  2. Carry on with Bob: {bob.playground_url}  (the same chat, seen from Bob's side)")
-            say(
-                f"  Agent cards: {alice.url}/.well-known/agent-card.json  {bob.url}/.well-known/agent-card.json"
-            )
+            card = "/.well-known/agent-card.json"
+            say(f"  Agent cards: {alice.url}{card}  {bob.url}{card}")
             say("Press Ctrl-C to stop everything (or run `make stop` in another terminal).")
             try:
                 while not stop_requested:
