@@ -86,11 +86,12 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
         return _text(f"{OFFLINE_LABEL} " + " ".join(results))
 
     def _greeting(self, context: Mapping[str, Any]) -> Message:
+        sender = context.get("from_bot") or "a colleague"
         return _text(
             f"{OFFLINE_LABEL} Hi {context.get('user_name') or 'there'}, I'm {self._bot_name}, taking over "
-            f"from {context.get('from_bot', 'a colleague')}. Here is what I understood: "
-            f"{context.get('summary', '')} I'm running on the built-in offline model, so I can't give a "
-            "real answer yet; once a model is configured for me, I'll pick up from here."
+            f"from {sender}. Here is what {sender} passed on: {context.get('summary', '')} I'm running on "
+            "the built-in offline model, so I can't give a real answer yet; once a model is configured for "
+            "me, I'll pick up from here."
         )
 
     def _route_or_answer(self, text: str, history: Sequence[Message], options: Mapping[str, Any]) -> Message:

@@ -110,9 +110,16 @@ def ensure_python_environment() -> None:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return
-    say("installing the project and its dev tools into .venv (first run only)")
-    subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True)
+    log = RUN_DIR / "logs" / "setup.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    say(f"installing the project and its dev tools into .venv (first run only; log: {log.relative_to(ROOT)})")
+    with log.open("ab") as sink:
+        for step in (["install", "--upgrade", "pip"], ["install", "-e", f"{ROOT}[dev]"]):
+            result = subprocess.run(
+                [str(VENV_PYTHON), "-m", "pip", *step], stdout=sink, stderr=subprocess.STDOUT
+            )
+            if result.returncode != 0:
+                raise StackError(f"pip {' '.join(step)} failed; see {log}:\n{tail(log)}")
     stamp.write_text(wanted)
 
 
@@ -409,8 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         return stop_recorded()
     if args.command == "setup":
-        ensure_python_environment()
-        ensure_playground()
+        try:
+            ensure_python_environment()
+            ensure_playground()
+        except (StackError, subprocess.CalledProcessError) as error:
+            say(f"error: {error}")
+            return 1
         return 0
     return run(with_playgrounds=not args.no_playground)
 
