@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     a2a_auth_secret: SecretStr | None = None
     service_url_allowlist: CsvList = Field(default_factory=lambda: list(TEAMS_PUBLIC_CLOUD_SERVICE_HOSTS))
     tenant_allowlist: CsvList = Field(default_factory=list)
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024)
+    a2a_rate_limit_per_minute: int = Field(default=120, ge=1)
 
     # Handoff behaviour
     max_handoff_hops: int = Field(default=1, ge=0, le=5)
@@ -132,6 +134,11 @@ class Settings(BaseSettings):
         if self.dangerously_allow_unauthenticated_requests and not self.local_development:
             raise ValueError(
                 "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS: only honoured with LOCAL_DEVELOPMENT=true"
+            )
+        if self.dangerously_allow_unauthenticated_requests and self.client_id:
+            raise ValueError(
+                "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS: not allowed with CLIENT_ID; inbound Teams "
+                "authentication stays on whenever credentials are configured"
             )
         if not self.local_development and self.a2a_auth_secret is None:
             raise ValueError(

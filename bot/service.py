@@ -16,11 +16,13 @@ from microsoft_teams.common.http import ClientOptions
 from a2a_bridge.agent_card import build_agent_card
 from a2a_bridge.auth import PeerAuthMiddleware, SharedSecretSigner, SharedSecretVerifier
 from a2a_bridge.executor import HandoffAgentExecutor, HandoffPolicy
+from a2a_bridge.limits import BodySizeLimit, CallerRateLimit, RateLimiter
 from a2a_bridge.peer_client import PeerDirectory
 from a2a_bridge.server import A2A_PATH, add_a2a_routes
 from bot.agent import BotAgent
 from bot.config import Settings
 from bot.greeter import TeamsGreeter
+from bot.inbound import ActivityGate
 from bot.model_client import build_chat_client
 from bot.prompts import Prompts
 from bot.store import Store
@@ -105,10 +107,22 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             requires_bearer_token=secret is not None,
         )
         add_a2a_routes(web.router, card=card, executor=executor)
+        # Outermost last: size cap -> activity gate -> peer auth -> per-caller rate -> routes.
+        web.add_middleware(
+            CallerRateLimit,  # type: ignore[arg-type]
+            limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
+            path=A2A_PATH,
+        )
         web.add_middleware(
             PeerAuthMiddleware,  # type: ignore[arg-type]
             verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
             path=A2A_PATH,
+        )
+        web.add_middleware(ActivityGate)  # type: ignore[arg-type]
+        web.add_middleware(
+            BodySizeLimit,  # type: ignore[arg-type]
+            max_bytes=settings.max_request_bytes,
+            paths=(A2A_PATH, "/api/messages"),
         )
         service = BotService(settings=settings, web=web, store=store, peers=peers, agent=agent)
         _add_health_routes(service)

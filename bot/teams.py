@@ -7,6 +7,7 @@ import logging
 import time
 from collections import defaultdict
 
+import httpx
 from microsoft_teams.api.activities.message import MessageActivity
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.apps import ActivityContext, App
@@ -57,6 +58,21 @@ def register_teams_handlers(
 
     @app.on_message
     async def on_message(ctx: ActivityContext[MessageActivity]) -> None:
+        try:
+            await handle_message(ctx)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            # The reply could not reach the user's serviceUrl; nothing more can be said to them.
+            logger.warning(
+                "reply_failure",
+                extra={
+                    "event": "reply_failure",
+                    "conversation_id": ctx.activity.conversation.id,
+                    "activity_id": ctx.activity.id,
+                    "reason": type(error).__name__,
+                },
+            )
+
+    async def handle_message(ctx: ActivityContext[MessageActivity]) -> None:
         activity = ctx.activity
         identity = identity_of(activity)
         log = {"conversation_id": identity.conversation_id, "activity_id": activity.id}

@@ -3,12 +3,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from bot.config import Settings
-from tests.harness import LoopbackServer
+from tests.harness import FUZZ_COUNTS, LoopbackServer
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI
 
@@ -81,3 +82,10 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FUZZ_COUNTS:
+        terminalreporter.write_sep("-", "fuzzing")
+        for target, count in FUZZ_COUNTS.items():
+            terminalreporter.write_line(f"{count} cases tried against {target}: no 5xx")

@@ -18,6 +18,9 @@ from bot.service import BotService, running_bot
 
 ASGIApp = Callable[..., Any]
 
+# How many generated cases each fuzz target was given; printed in the test summary.
+FUZZ_COUNTS: dict[str, int] = {}
+
 
 def reserve_socket() -> socket.socket:
     """A listening socket on a free loopback port: connections queue until the server accepts,

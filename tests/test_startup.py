@@ -67,19 +67,36 @@ async def test_missing_setting_stops_startup_naming_the_variable(
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "expected"),
+    ("setting", "value", "expected", "extra"),
     [
-        ("PORT", "eighty", "PORT: Input should be a valid integer"),
-        ("BOT_SELF_URL", "alice.example.com", "BOT_SELF_URL: 'alice.example.com' is not an absolute"),
-        ("CLIENT_ID", "app-id-only", "CLIENT_SECRET: required when CLIENT_ID is set"),
-        ("A2A_AUTH_SECRET", "short", "A2A_AUTH_SECRET: must be at least 32 characters"),
-        ("OPENAI_MODEL", "gpt-4o-mini", "OPENAI_API_KEY: required for OpenAI"),
+        ("PORT", "eighty", "PORT: Input should be a valid integer", {}),
+        ("BOT_SELF_URL", "alice.example.com", "BOT_SELF_URL: 'alice.example.com' is not an absolute", {}),
+        ("CLIENT_ID", "app-id-only", "CLIENT_SECRET: required when CLIENT_ID is set", {}),
+        ("A2A_AUTH_SECRET", "short", "A2A_AUTH_SECRET: must be at least 32 characters", {}),
+        ("OPENAI_MODEL", "gpt-4o-mini", "OPENAI_API_KEY: required for OpenAI", {}),
+        (
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS",
+            "true",
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS: only",
+            {
+                "LOCAL_DEVELOPMENT": "false",
+                "A2A_AUTH_SECRET": "x" * 40,
+                "CLIENT_ID": "id",
+                "CLIENT_SECRET": "s",
+            },
+        ),
+        (
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS",
+            "true",
+            "not allowed with CLIENT_ID",
+            {"CLIENT_ID": "id", "CLIENT_SECRET": "s"},
+        ),
     ],
 )
 async def test_invalid_setting_stops_startup_naming_the_variable(
-    tmp_path: Path, setting: str, value: str, expected: str
+    tmp_path: Path, setting: str, value: str, expected: str, extra: dict[str, str]
 ) -> None:
-    process = await run_bot(cwd=tmp_path, env=clean_env(**{**LOCAL, setting: value}))
+    process = await run_bot(cwd=tmp_path, env=clean_env(**{**LOCAL, **extra, setting: value}))
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert expected in stderr.decode()

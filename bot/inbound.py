@@ -1,0 +1,98 @@
+"""A gate in front of the Teams SDK's /api/messages: a body that is not a valid activity gets 400.
+
+The SDK's route parses and validates inside its handler and answers 500 to anything it cannot
+read; Teams (and anything else that can reach the endpoint) deserves a 4xx that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from microsoft_teams.api import ActivityTypeAdapter
+from pydantic import ValidationError
+
+from a2a_bridge.limits import ASGIApp, Message, Receive, Scope, Send, send_json
+
+logger = logging.getLogger(__name__)
+
+
+class ActivityGate:
+    def __init__(self, app: ASGIApp, *, path: str = "/api/messages") -> None:
+        self._app = app
+        self._path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self._path:
+            await self._app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        problem = _problem(body)
+        if problem is not None:
+            logger.warning("activity_rejected", extra={"event": "activity_rejected", "reason": problem})
+            await send_json(send, 400, {"error": f"invalid activity: {problem}"})
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self._app(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _problem(body: bytes) -> str | None:
+    try:
+        activity = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "body is not JSON"
+    if not isinstance(activity, dict):
+        return "body is not a JSON object"
+    try:
+        ActivityTypeAdapter.validate_python(activity)
+    except ValidationError as error:
+        fields = sorted(
+            {".".join(str(part) for part in item["loc"][1:]) or "type" for item in error.errors()}
+        )
+        return "bad or missing field(s): " + ", ".join(fields[:8])
+    except (TypeError, ValueError) as error:
+        return f"unreadable ({type(error).__name__})"
+    return _routing_problem(activity)
+
+
+def _routing_problem(activity: dict[str, object]) -> str | None:
+    """Replies go to ``serviceUrl`` under ``conversation.id``: both must make a sane URL."""
+    service_url = activity.get("serviceUrl")
+    parts = urlsplit(service_url) if isinstance(service_url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or not _printable(service_url)
+    ):
+        return "serviceUrl: must be an absolute http(s) URL"
+    conversation = activity.get("conversation")
+    conversation_id = conversation.get("id") if isinstance(conversation, dict) else None
+    if not isinstance(conversation_id, str) or not conversation_id.strip() or not _printable(conversation_id):
+        return "conversation.id: must be a non-empty printable string"
+    return None
+
+
+def _printable(value: object) -> bool:
+    return isinstance(value, str) and value.isprintable() and len(value) <= 1000

@@ -1,0 +1,237 @@
+"""Secure by default: limits, allowlists, inbound auth, and no secret ever leaves the process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
+from tests.harness import LoopbackServer, TeamsUser, message_activity, started_bot
+from tests.standins.connector import StandInConnector
+from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
+from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
+
+A2A_SECRET = "another-shared-secret-for-the-security-tests-0001"
+
+
+@pytest.fixture
+async def bob(state_dir: Path) -> Any:
+    async with started_bot(
+        "Bob", BOB_DESCRIPTION, state_dir=state_dir, max_request_bytes=4096, a2a_rate_limit_per_minute=3
+    ) as running:
+        yield running
+
+
+async def test_oversized_bodies_get_413(http: httpx.AsyncClient, bob: Any, service_url: str) -> None:
+    big = handoff(service_url, summary="x" * 5000)
+    a2a = await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": big}))
+    assert a2a.status_code == 413
+    assert a2a.json()["error"]["code"] == -32600
+    teams = await http.post(
+        f"{bob.url}/api/messages",
+        json=message_activity("y" * 5000, conversation_id="a:c", service_url=service_url),
+    )
+    assert teams.status_code == 413
+
+
+async def test_summary_over_the_cap_is_invalid_params(
+    http: httpx.AsyncClient, state_dir: Path, service_url: str
+) -> None:
+    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob:
+        response = await http.post(
+            f"{bob.url}/a2a",
+            headers=A2A_HEADERS,
+            json=send_message({"data": handoff(service_url, summary="x" * 4001)}),
+        )
+    assert response.json()["error"]["code"] == -32602
+    assert "summary: String should have at most 4000 characters" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "body is not JSON"),
+        (b"[1, 2]", "body is not a JSON object"),
+        (b"{}", "bad or missing field(s): type"),
+        (b'{"type": "message"}', "conversation, from, id, recipient"),
+    ],
+)
+async def test_malformed_activity_gets_400_and_the_bot_keeps_serving(
+    http: httpx.AsyncClient, bob: Any, body: bytes, reason: str
+) -> None:
+    response = await http.post(
+        f"{bob.url}/api/messages", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert (await http.get(f"{bob.url}/healthz")).status_code == 200
+
+
+async def test_a2a_caller_over_its_rate_gets_429_with_retry_after(
+    http: httpx.AsyncClient, bob: Any, service_url: str
+) -> None:
+    statuses = []
+    for _ in range(4):
+        response = await http.post(
+            f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": handoff(service_url, hops=9)})
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 429]
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"]["message"] == "rate limit exceeded; retry later"
+
+
+async def test_handoff_to_a_host_off_the_allowlist_sends_nothing_there(
+    http: httpx.AsyncClient, state_dir: Path
+) -> None:
+    attacker = StandInConnector()
+    server = LoopbackServer(attacker.app).start()
+    try:
+        async with started_bot(
+            "Bob",
+            BOB_DESCRIPTION,
+            state_dir=state_dir,
+            local_development=False,
+            dangerously_allow_unauthenticated_requests=False,
+            client_id="bob-app-id",
+            client_secret="bob-app-secret",
+            a2a_auth_secret=A2A_SECRET,
+        ) as bob:
+            from a2a_bridge.auth import SharedSecretSigner
+
+            token = SharedSecretSigner(A2A_SECRET, "Alice").token_for("Bob")
+            response = await http.post(
+                f"{bob.url}/a2a",
+                headers={**A2A_HEADERS, "Authorization": f"Bearer {token}"},
+                json=send_message({"data": handoff(f"{server.url}/teams")}),
+            )
+        outcome = outcome_of(response)
+        assert outcome["status"] == "rejected"
+        assert "not one Bob is allowed to contact" in outcome["reason"]
+        assert attacker.calls == []
+    finally:
+        await server.stop()
+
+
+async def test_handoff_for_a_tenant_off_the_allowlist_is_rejected(
+    http: httpx.AsyncClient, state_dir: Path, connector: StandInConnector, service_url: str
+) -> None:
+    async with started_bot(
+        "Bob", BOB_DESCRIPTION, state_dir=state_dir, tenant_allowlist=["tenant-contoso"]
+    ) as bob:
+        other = await http.post(
+            f"{bob.url}/a2a",
+            headers=A2A_HEADERS,
+            json=send_message({"data": handoff(service_url, tenantId="tenant-fabrikam")}),
+        )
+        ours = await http.post(
+            f"{bob.url}/a2a",
+            headers=A2A_HEADERS,
+            json=send_message({"data": handoff(service_url, tenantId="tenant-contoso")}),
+        )
+    assert outcome_of(other)["status"] == "rejected"
+    assert "not enabled for your organisation" in outcome_of(other)["reason"]
+    assert outcome_of(ours)["status"] == "delivered"
+    assert len(connector.created()) == 1
+
+
+async def test_teams_user_from_another_tenant_gets_a_polite_refusal_and_no_model_call(
+    http: httpx.AsyncClient,
+    state_dir: Path,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+) -> None:
+    llm.script("alice-model", lambda request: say("should not be asked"))
+    async with started_bot(
+        "Alice",
+        ALICE_DESCRIPTION,
+        state_dir=state_dir,
+        openai_model="alice-model",
+        tenant_allowlist=["tenant-contoso"],
+        **llm_settings,
+    ) as alice:
+        response = await http.post(
+            f"{alice.url}/api/messages",
+            json=message_activity(
+                "Book me a flight",
+                conversation_id="a:eve",
+                service_url=service_url,
+                user=TeamsUser(name="Eve", tenant_id="tenant-fabrikam"),
+            ),
+        )
+    assert response.status_code == 200
+    [reply] = connector.sent("a:eve")
+    assert reply.text == "**Alice:** Sorry, Alice is not enabled for your organisation."
+    assert llm.requests == []
+
+
+async def test_inbound_teams_auth_stays_on_when_credentials_are_configured(
+    http: httpx.AsyncClient, state_dir: Path, service_url: str
+) -> None:
+    async with started_bot(
+        "Alice",
+        ALICE_DESCRIPTION,
+        state_dir=state_dir,
+        local_development=True,
+        dangerously_allow_unauthenticated_requests=False,
+        client_id="alice-app-id",
+        client_secret="alice-app-secret",
+    ) as alice:
+        response = await http.post(
+            f"{alice.url}/api/messages",
+            json=message_activity("hello", conversation_id="a:dana", service_url=service_url),
+        )
+    assert response.status_code == 401
+
+
+async def test_no_secret_reaches_logs_card_readyz_or_replies(
+    http: httpx.AsyncClient,
+    state_dir: Path,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_server: Any,
+    service_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api_key = "sk-live-THIS-MUST-NOT-LEAK-1234567890"
+    settings = {
+        "openai_base_url": f"{llm_server[1].url}/v1",
+        "openai_api_key": api_key,
+        "a2a_auth_secret": A2A_SECRET,
+    }
+    llm.script("alice-model", tool_then_say("handoff_to_peer", "ok", peer="Bob", summary="VPN broken"))
+    llm.script("bob-model", lambda request: say("Hi, Bob here."))
+    async with (
+        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **settings) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **settings,
+        ) as alice,
+    ):
+        await http.post(
+            f"{alice.url}/api/messages",
+            json=message_activity("My VPN is broken", conversation_id="a:dana", service_url=service_url),
+        )
+        exposed = [
+            caplog.text,
+            (await http.get(f"{bob.url}/.well-known/agent-card.json")).text,
+            (await http.get(f"{bob.url}/readyz")).text,
+            (await http.get(f"{alice.url}/readyz")).text,
+            *(str(call.body) for call in connector.calls),
+        ]
+    assert len(connector.created()) == 1, "the handoff really happened"
+    for text in exposed:
+        assert api_key not in text
+        assert A2A_SECRET not in text
+        assert "Bearer ey" not in text
