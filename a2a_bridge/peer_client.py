@@ -22,9 +22,11 @@ from a2a.client import create_client as create_a2a_client
 from a2a.helpers import get_data_parts, new_data_part
 from a2a.types import AgentCard, Message, Role, SendMessageRequest, StreamResponse
 from a2a.utils.errors import A2AError
+from a2a.utils.signing import SignatureVerificationError
 from pydantic import ValidationError
 
 from a2a_bridge.auth import PeerTokenInterceptor, TokenSigner
+from a2a_bridge.card_signing import CardKeyError
 from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
 
 logger = logging.getLogger(__name__)
@@ -74,8 +76,10 @@ class PeerDirectory:
         retry_after: float,
         call_timeout: float,
         card_timeout: float = 3.0,
+        card_verifier: Callable[[AgentCard], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._card_verifier = card_verifier
         self._peers = [_Peer(base_url=url) for url in base_urls]
         self._http = http
         self._self_name = self_name
@@ -213,13 +217,20 @@ class PeerDirectory:
             resolver = A2ACardResolver(self._http, peer.base_url)
             try:
                 async with asyncio.timeout(self._card_timeout):
-                    card = await resolver.get_agent_card()
+                    card = await resolver.get_agent_card(signature_verifier=self._card_verifier)
                 client = await create_a2a_client(
                     card,
                     client_config=ClientConfig(streaming=False, httpx_client=self._http),
                     interceptors=list(self._interceptors),
                 )
-            except (TimeoutError, A2AError, httpx.HTTPError, ValueError) as error:
+            except (
+                TimeoutError,
+                A2AError,
+                httpx.HTTPError,
+                ValueError,
+                SignatureVerificationError,
+                CardKeyError,
+            ) as error:
                 logger.warning(
                     "peer_card_unavailable",
                     extra={

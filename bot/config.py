@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     a2a_auth_secret: SecretStr | None = None
     service_url_allowlist: CsvList = Field(default_factory=lambda: list(TEAMS_PUBLIC_CLOUD_SERVICE_HOSTS))
     tenant_allowlist: CsvList = Field(default_factory=list)
+    agent_card_signing_key_file: Path | None = None
+    peer_card_public_key_files: CsvList = Field(default_factory=list)
     max_request_bytes: int = Field(default=256 * 1024, ge=1024)
     a2a_rate_limit_per_minute: int = Field(default=120, ge=1)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+from a2a.types import AgentCard
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from microsoft_teams.apps import App, FastAPIAdapter
@@ -15,12 +16,13 @@ from microsoft_teams.common.http import ClientOptions
 
 from a2a_bridge.agent_card import build_agent_card
 from a2a_bridge.auth import PeerAuthMiddleware, SharedSecretSigner, SharedSecretVerifier
+from a2a_bridge.card_signing import CardKeyError, card_verifier, read_public_keys, sign_card
 from a2a_bridge.executor import HandoffAgentExecutor, HandoffPolicy
 from a2a_bridge.limits import BodySizeLimit, CallerRateLimit, RateLimiter
 from a2a_bridge.peer_client import PeerDirectory
 from a2a_bridge.server import A2A_PATH, add_a2a_routes
 from bot.agent import BotAgent
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.greeter import TeamsGreeter
 from bot.inbound import ActivityGate
 from bot.model_client import build_chat_client
@@ -60,6 +62,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             card_max_age=settings.peer_card_max_age_seconds,
             retry_after=settings.peer_retry_seconds,
             call_timeout=settings.peer_timeout_seconds,
+            card_verifier=_peer_card_verifier(settings),
         )
         agent = BotAgent(
             bot_name=settings.bot_name,
@@ -106,6 +109,8 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             a2a_url=settings.a2a_url,
             requires_bearer_token=secret is not None,
         )
+        if settings.agent_card_signing_key_file is not None:
+            card = _signed(card, settings)
         add_a2a_routes(web.router, card=card, executor=executor)
         # Outermost last: size cap -> activity gate -> peer auth -> per-caller rate -> routes.
         web.add_middleware(
@@ -130,6 +135,26 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
     finally:
         await http.aclose()
         await store.close()
+
+
+def _peer_card_verifier(settings: Settings) -> Callable[[AgentCard], None] | None:
+    if not settings.peer_card_public_key_files:
+        return None
+    try:
+        return card_verifier(read_public_keys(settings.peer_card_public_key_files))
+    except CardKeyError as error:
+        raise ConfigError(f"PEER_CARD_PUBLIC_KEY_FILES: {error}") from None
+
+
+def _signed(card: AgentCard, settings: Settings) -> AgentCard:
+    path = settings.agent_card_signing_key_file
+    assert path is not None
+    try:
+        return sign_card(card, private_key_pem=path.read_bytes(), kid=settings.bot_name)
+    except OSError:
+        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {path} cannot be read") from None
+    except CardKeyError as error:
+        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {error}") from None
 
 
 def _add_health_routes(service: BotService) -> None:
