@@ -50,7 +50,9 @@ class GreetingDelivery(Protocol):
 class HandoffLedger(Protocol):
     """Durable memory of handoffs received, so a retried send returns the first outcome."""
 
-    async def find_outcome(self, handoff_id: str) -> HandoffOutcome | None: ...
+    async def claim(self, handoff: HandoffMessage) -> HandoffOutcome | None:
+        """None when the caller now owns the handoff; else the outcome it already had."""
+        ...
 
     async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None: ...
 
@@ -145,7 +147,7 @@ class HandoffAgentExecutor(AgentExecutor):
             del self._in_flight[handoff.handoff_id]
 
     async def _decide(self, handoff: HandoffMessage) -> HandoffOutcome:
-        earlier = await self._ledger.find_outcome(handoff.handoff_id)
+        earlier = await self._ledger.claim(handoff)
         if earlier is not None:
             logger.info(
                 "handoff_duplicate",

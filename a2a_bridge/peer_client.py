@@ -24,8 +24,11 @@ from a2a.types import AgentCard, Message, Role, SendMessageRequest, StreamRespon
 from a2a.utils.errors import A2AError
 from a2a.utils.signing import SignatureVerificationError
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
 
 from a2a_bridge.auth import PeerTokenInterceptor, TokenSigner
+from a2a_bridge.breaker import CircuitBreaker
 from a2a_bridge.card_signing import CardKeyError
 from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
 
@@ -52,6 +55,7 @@ class _Peer:
     failures: int = 0
     stale: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
     def profile(self) -> PeerProfile | None:
         if self.card is None:
@@ -77,10 +81,20 @@ class PeerDirectory:
         call_timeout: float,
         card_timeout: float = 3.0,
         card_verifier: Callable[[AgentCard], None] | None = None,
+        attempts: int = 3,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._card_verifier = card_verifier
-        self._peers = [_Peer(base_url=url) for url in base_urls]
+        self._attempts = attempts
+        self._peers = [
+            _Peer(
+                base_url=url,
+                breaker=CircuitBreaker(threshold=breaker_threshold, cooldown=breaker_cooldown, clock=clock),
+            )
+            for url in base_urls
+        ]
         self._http = http
         self._self_name = self_name
         self._interceptors = [PeerTokenInterceptor(signer)] if signer else []
@@ -109,6 +123,22 @@ class PeerDirectory:
         peer = self._by_name(peer_name)
         if peer is None or peer.client is None:
             return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")
+        if not peer.breaker.allow():
+            logger.warning(
+                "a2a_send_failure",
+                extra={
+                    "event": "a2a_send_failure",
+                    "peer": peer_name,
+                    "handoff_id": handoff.handoff_id,
+                    "reason": "circuit open",
+                },
+            )
+            return _failed(
+                handoff,
+                peer_name,
+                f"{peer_name} is not reachable right now (several recent "
+                "attempts failed). Please try again in a minute.",
+            )
         request = SendMessageRequest(
             message=Message(
                 role=Role.ROLE_USER,
@@ -117,63 +147,108 @@ class PeerDirectory:
             )
         )
         started = time.perf_counter()
+        log = {"peer": peer_name, "handoff_id": handoff.handoff_id}
+        logger.info("a2a_send_start", extra={"event": "a2a_send_start", **log})
         try:
             async with asyncio.timeout(self._call_timeout):
-                async for response in peer.client.send_message(request):
-                    return self._read_outcome(response, handoff, peer_name)
-            return _failed(handoff, peer_name, f"{peer_name} did not answer the handoff.")
+                response = await self._send_with_retries(peer.client, request, log)
         except (TimeoutError, A2AClientTimeoutError):
-            peer.stale = True
-            logger.warning(
-                "a2a_send_failure",
-                extra={
-                    "event": "a2a_send_failure",
-                    "peer": peer_name,
-                    "handoff_id": handoff.handoff_id,
-                    "reason": "timeout",
-                    "duration_ms": _ms(started),
-                },
+            return self._transport_failure(
+                peer, handoff, "timeout", started, f"{peer_name} took too long to answer."
             )
-            return _failed(handoff, peer_name, f"{peer_name} took too long to answer.")
         except A2AClientError as error:
-            peer.stale = True
             status = _http_status(error)
-            logger.warning(
-                "a2a_send_failure",
-                extra={
-                    "event": "a2a_send_failure",
-                    "peer": peer_name,
-                    "handoff_id": handoff.handoff_id,
-                    "reason": f"transport ({status or type(error.__cause__).__name__})",
-                    "duration_ms": _ms(started),
-                },
-            )
+            reason = f"transport ({status or type(error.__cause__).__name__})"
             if status in (401, 403):
-                return _failed(
+                return self._transport_failure(
+                    peer,
                     handoff,
-                    peer_name,
+                    reason,
+                    started,
                     f"{peer_name} did not accept this bot's credentials; "
                     "an administrator needs to check the A2A settings of both bots.",
                 )
-            return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")
+            return self._transport_failure(
+                peer, handoff, reason, started, f"{peer_name} is not reachable right now."
+            )
         except A2AError as error:
+            peer.breaker.record_success()  # the peer is up and answered; it refused this request
             logger.warning(
                 "a2a_send_failure",
                 extra={
                     "event": "a2a_send_failure",
-                    "peer": peer_name,
-                    "handoff_id": handoff.handoff_id,
+                    **log,
                     "reason": f"{type(error).__name__}: {error.message}",
                     "duration_ms": _ms(started),
                 },
             )
             return _failed(handoff, peer_name, f"{peer_name} could not accept the handoff.")
+        peer.breaker.record_success()
+        outcome = self._read_outcome(response, handoff, peer_name)
+        logger.info(
+            "a2a_send_complete",
+            extra={
+                "event": "a2a_send_complete",
+                **log,
+                "status": outcome.status.value,
+                "duration_ms": _ms(started),
+            },
+        )
+        return outcome
+
+    async def _send_with_retries(
+        self, client: Client, request: SendMessageRequest, log: dict[str, str]
+    ) -> StreamResponse | None:
+        """Safe to repeat: the message id is derived from the handoff id and the receiver dedupes."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_transient_a2a),
+            wait=wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
+            stop=stop_after_attempt(self._attempts),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    logger.info(
+                        "a2a_send_retry",
+                        extra={
+                            "event": "a2a_send_retry",
+                            **log,
+                            "attempt": attempt.retry_state.attempt_number,
+                        },
+                    )
+                async for response in client.send_message(request):
+                    return response
+                return None
+        return None
+
+    def _transport_failure(
+        self, peer: _Peer, handoff: HandoffMessage, reason: str, started: float, user_reason: str
+    ) -> HandoffOutcome:
+        peer.stale = True
+        peer.breaker.record_failure()
+        logger.warning(
+            "a2a_send_failure",
+            extra={
+                "event": "a2a_send_failure",
+                "peer": _name(peer),
+                "handoff_id": handoff.handoff_id,
+                "reason": reason,
+                "breaker": peer.breaker.state.value,
+                "duration_ms": _ms(started),
+            },
+        )
+        return _failed(handoff, _name(peer), user_reason)
 
     def _read_outcome(
-        self, response: StreamResponse, handoff: HandoffMessage, peer_name: str
+        self, response: StreamResponse | None, handoff: HandoffMessage, peer_name: str
     ) -> HandoffOutcome:
-        message = response.message if response.HasField("message") else None
-        if message is None and response.HasField("task") and response.task.status.HasField("message"):
+        message = response.message if response is not None and response.HasField("message") else None
+        if (
+            message is None
+            and response is not None
+            and response.HasField("task")
+            and response.task.status.HasField("message")
+        ):
             message = response.task.status.message
         for data in get_data_parts(list(message.parts)) if message is not None else []:
             if isinstance(data, dict) and data.get("kind") == OUTCOME_KIND:
@@ -256,6 +331,19 @@ def _failed(handoff: HandoffMessage, peer: str, reason: str) -> HandoffOutcome:
     return HandoffOutcome(
         handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=peer, reason=reason
     )
+
+
+def _transient_a2a(error: BaseException) -> bool:
+    if not isinstance(error, A2AClientError) or isinstance(error, A2AClientTimeoutError):
+        return False
+    status = _http_status(error)
+    if status is not None:
+        return status in (429, 502, 503, 504)
+    return isinstance(error.__cause__, httpx.ConnectError | httpx.RemoteProtocolError)
+
+
+def _name(peer: _Peer) -> str:
+    return peer.card.name if peer.card is not None else peer.base_url
 
 
 def _http_status(error: BaseException) -> int | None:

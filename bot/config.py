@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     peer_retry_seconds: float = Field(default=5.0, ge=0)
     peer_timeout_seconds: float = Field(default=30.0, gt=0)
     connector_timeout_seconds: float = Field(default=15.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
 
     # State and operations
     state_url: str | None = None

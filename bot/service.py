@@ -29,6 +29,7 @@ from bot.model_client import build_chat_client
 from bot.prompts import Prompts
 from bot.store import Store
 from bot.teams import register_teams_handlers
+from bot.turns import TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +41,14 @@ class BotService:
     store: Store
     peers: PeerDirectory
     agent: BotAgent
+    turns: TurnRunner
 
 
 @asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
     """Build every part of one bot instance; close what needs closing on the way out."""
     prompts = Prompts.load()
-    store = await Store.open(settings.resolved_state_url)
+    store = await Store.open(settings.resolved_state_url, bot_name=settings.bot_name)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -81,11 +83,13 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
             client=ClientOptions(timeout=settings.connector_timeout_seconds),
         )
+        turns = TurnRunner()
         register_teams_handlers(
             teams,
             bot_name=settings.bot_name,
             agent=agent,
             store=store,
+            turns=turns,
             prompts=prompts,
             tenant_allowlist=settings.tenant_allowlist,
         )
@@ -129,9 +133,12 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             max_bytes=settings.max_request_bytes,
             paths=(A2A_PATH, "/api/messages"),
         )
-        service = BotService(settings=settings, web=web, store=store, peers=peers, agent=agent)
+        service = BotService(settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns)
         _add_health_routes(service)
-        yield service
+        try:
+            yield service
+        finally:
+            await turns.drain(settings.shutdown_grace_seconds)
     finally:
         await http.aclose()
         await store.close()

@@ -1,31 +1,48 @@
 """Everything the bot must remember across restarts, behind one small interface.
 
-Conversation history (per Teams conversation), conversation references (where to reach a user)
-and the handoff ledger live in one SQL database chosen by ``STATE_URL``: SQLite by default, any
-SQLAlchemy async URL (PostgreSQL via asyncpg) for several replicas. The schema is created on start
-and carries a version number so later releases can migrate it.
+Conversation history (per Teams conversation), conversation references (where to reach a user),
+the handoff ledger and the ids of activities already answered live in one SQL database chosen by
+``STATE_URL``: SQLite by default, PostgreSQL (``postgresql+asyncpg://...``) for several replicas
+of one bot. Both run the same code through SQLAlchemy's async engine. The schema is created on
+start and carries a version number so later releases can migrate it.
+
+Every write that must happen once (an activity answered, a handoff carried out) is a claim: an
+INSERT that only one caller, in any replica, can win.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from a2a_bridge.executor import HandoffLedger
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+PENDING = "pending"
 
 metadata = MetaData()
 
@@ -35,12 +52,14 @@ schema_info = Table(
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
 )
-histories = Table(
-    "histories",
+history_messages = Table(
+    "history_messages",
     metadata,
-    Column("conversation_id", String(255), primary_key=True),
-    Column("messages", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("conversation_id", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_history_conversation", "conversation_id", "id"),
 )
 conversation_refs = Table(
     "conversation_refs",
@@ -61,7 +80,15 @@ handoffs = Table(
     Column("aad_object_id", String(100), nullable=False),
     Column("tenant_id", String(100), nullable=False),
     Column("status", String(20), nullable=False),
-    Column("outcome", Text, nullable=False),
+    Column("outcome", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+processed_activities = Table(
+    "processed_activities",
+    metadata,
+    Column("activity_id", String(255), primary_key=True),
+    Column("conversation_id", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -79,23 +106,40 @@ class ConversationRef:
     user_name: str
 
 
-class Store(HandoffLedger):
-    def __init__(self, engine: AsyncEngine) -> None:
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, *, bot_name: str, handoff_lease: float = 120.0) -> None:
         self._engine = engine
+        self._bot_name = bot_name
+        self._handoff_lease = handoff_lease
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        safe_url = make_url(url).render_as_string(hide_password=True)
-        database = make_url(url).database
-        if url.startswith("sqlite") and database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
-        store = cls(engine)
+    async def open(cls, url: str, *, bot_name: str) -> Store:
+        parsed = make_url(url)
+        safe_url = parsed.render_as_string(hide_password=True)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(
+                    f"STATE_URL: cannot create the folder for {safe_url}: {error.strerror}"
+                ) from None
+        try:
+            engine = create_async_engine(url, pool_pre_ping=not parsed.drivername.startswith("sqlite"))
+        except (SQLAlchemyError, ImportError, ValueError) as error:
+            raise StoreError(f"STATE_URL: cannot use {safe_url}: {type(error).__name__}") from None
+        store = cls(engine, bot_name=bot_name)
         try:
             await store._create_schema()
+        except StoreError:
+            await engine.dispose()
+            raise
         except (SQLAlchemyError, OSError) as error:
             await engine.dispose()
-            raise StoreError(f"STATE_URL: cannot open {safe_url}: {type(error).__name__}") from None
+            raise StoreError(f"STATE_URL: cannot open {safe_url}: {_reason(error)}") from None
         return store
 
     async def close(self) -> None:
@@ -104,9 +148,9 @@ class Store(HandoffLedger):
     async def ping(self) -> bool:
         try:
             async with self._engine.connect() as connection:
-                await connection.execute(select(1))
+                await connection.execute(select(schema_info.c.version))
             return True
-        except SQLAlchemyError:
+        except (SQLAlchemyError, OSError):
             return False
 
     async def _create_schema(self) -> None:
@@ -118,42 +162,32 @@ class Store(HandoffLedger):
             elif version > SCHEMA_VERSION:
                 raise StoreError(
                     f"STATE_URL: the database has schema version {version}, newer than this release "
-                    f"({SCHEMA_VERSION})"
+                    f"({SCHEMA_VERSION}); run the newer release or restore a backup"
                 )
 
     # History -----------------------------------------------------------------------------------
 
     async def load_history(self, conversation_id: str) -> list[dict[str, Any]]:
         async with self._engine.connect() as connection:
-            raw = (
-                await connection.execute(
-                    select(histories.c.messages).where(histories.c.conversation_id == conversation_id)
-                )
-            ).scalar()
-        return list(json.loads(raw)) if raw else []
+            rows = await connection.execute(
+                select(history_messages.c.message)
+                .where(history_messages.c.conversation_id == conversation_id)
+                .order_by(history_messages.c.id)
+            )
+            return [json.loads(raw) for raw in rows.scalars()]
 
     async def append_history(self, conversation_id: str, messages: list[dict[str, Any]]) -> None:
         if not messages:
             return
+        now = _now()
         async with self._engine.begin() as connection:
-            raw = (
-                await connection.execute(
-                    select(histories.c.messages).where(histories.c.conversation_id == conversation_id)
-                )
-            ).scalar()
-            now = datetime.now(UTC)
-            if raw is None:
-                await connection.execute(
-                    histories.insert().values(
-                        conversation_id=conversation_id, messages=json.dumps(messages), updated_at=now
-                    )
-                )
-            else:
-                await connection.execute(
-                    histories.update()
-                    .where(histories.c.conversation_id == conversation_id)
-                    .values(messages=json.dumps([*json.loads(raw), *messages]), updated_at=now)
-                )
+            await connection.execute(
+                history_messages.insert(),
+                [
+                    {"conversation_id": conversation_id, "message": json.dumps(m), "created_at": now}
+                    for m in messages
+                ],
+            )
 
     # Conversation references --------------------------------------------------------------------
 
@@ -163,7 +197,7 @@ class Store(HandoffLedger):
             "tenant_id": ref.tenant_id,
             "aad_object_id": ref.aad_object_id,
             "user_name": ref.user_name,
-            "updated_at": datetime.now(UTC),
+            "updated_at": _now(),
         }
         async with self._engine.begin() as connection:
             updated = await connection.execute(
@@ -172,9 +206,13 @@ class Store(HandoffLedger):
                 .values(**values)
             )
             if updated.rowcount == 0:
-                await connection.execute(
-                    conversation_refs.insert().values(conversation_id=ref.conversation_id, **values)
-                )
+                try:
+                    async with connection.begin_nested():
+                        await connection.execute(
+                            conversation_refs.insert().values(conversation_id=ref.conversation_id, **values)
+                        )
+                except IntegrityError:
+                    pass  # another replica saved it at the same moment; either copy is right
 
     async def find_conversation_ref(self, conversation_id: str) -> ConversationRef | None:
         async with self._engine.connect() as connection:
@@ -193,44 +231,118 @@ class Store(HandoffLedger):
             user_name=row.user_name,
         )
 
-    # Handoff ledger -----------------------------------------------------------------------------
+    # Activities answered ------------------------------------------------------------------------
 
-    async def find_outcome(self, handoff_id: str) -> HandoffOutcome | None:
-        async with self._engine.connect() as connection:
-            raw = (
-                await connection.execute(
-                    select(handoffs.c.outcome).where(handoffs.c.handoff_id == handoff_id)
-                )
-            ).scalar()
-        return HandoffOutcome.model_validate_json(raw) if raw else None
-
-    async def handoff_outcomes(self, limit: int = 100) -> list[HandoffOutcome]:
-        """The most recent handoffs received, newest first."""
-        async with self._engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(handoffs.c.outcome).order_by(handoffs.c.created_at.desc()).limit(limit)
-                )
-            ).scalars()
-            return [HandoffOutcome.model_validate_json(raw) for raw in rows]
-
-    async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None:
+    async def claim_activity(self, activity_id: str, conversation_id: str) -> bool:
+        """True for the first delivery of an activity id; False for a redelivery."""
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
-                    handoffs.insert().values(
-                        handoff_id=handoff.handoff_id,
-                        from_bot=handoff.from_,
-                        to_bot=outcome.peer,
-                        aad_object_id=handoff.aad_object_id,
-                        tenant_id=handoff.tenant_id,
-                        status=outcome.status.value,
-                        outcome=outcome.model_dump_json(by_alias=True),
-                        created_at=datetime.now(UTC),
+                    processed_activities.insert().values(
+                        activity_id=activity_id[:255],
+                        conversation_id=conversation_id[:255],
+                        created_at=_now(),
                     )
                 )
+            return True
         except IntegrityError:
-            logger.info(
-                "handoff_already_recorded",
-                extra={"event": "handoff_already_recorded", "handoff_id": handoff.handoff_id},
+            return False
+
+    # Handoff ledger (a2a_bridge.executor.HandoffLedger) -----------------------------------------
+
+    async def claim(self, handoff: HandoffMessage, *, wait: float = 60.0) -> HandoffOutcome | None:
+        """None when this caller now owns the handoff; else the outcome of whoever carried it out.
+
+        A handoff still pending in another request (here or in another replica) is waited for; one
+        pending for longer than the lease (its owner died) is taken over.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            now = _now()
+            try:
+                async with self._engine.begin() as connection:
+                    await connection.execute(
+                        handoffs.insert().values(
+                            handoff_id=handoff.handoff_id,
+                            from_bot=handoff.from_,
+                            to_bot=self._bot_name,
+                            aad_object_id=handoff.aad_object_id,
+                            tenant_id=handoff.tenant_id,
+                            status=PENDING,
+                            outcome=None,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                return None
+            except IntegrityError:
+                pass
+            async with self._engine.begin() as connection:
+                row = (
+                    await connection.execute(
+                        select(handoffs.c.status, handoffs.c.outcome, handoffs.c.updated_at).where(
+                            handoffs.c.handoff_id == handoff.handoff_id
+                        )
+                    )
+                ).first()
+                if row is not None and row.status != PENDING:
+                    return HandoffOutcome.model_validate_json(row.outcome)
+                if row is not None and _aware(row.updated_at) < now - timedelta(seconds=self._handoff_lease):
+                    taken = await connection.execute(
+                        handoffs.update()
+                        .where(
+                            handoffs.c.handoff_id == handoff.handoff_id,
+                            handoffs.c.status == PENDING,
+                            handoffs.c.updated_at == row.updated_at,
+                        )
+                        .values(updated_at=now)
+                    )
+                    if taken.rowcount == 1:
+                        logger.warning(
+                            "handoff_lease_taken_over",
+                            extra={"event": "handoff_lease_taken_over", "handoff_id": handoff.handoff_id},
+                        )
+                        return None
+            if time.monotonic() > deadline:
+                return HandoffOutcome(
+                    handoff_id=handoff.handoff_id,
+                    status=HandoffStatus.FAILED,
+                    peer=self._bot_name,
+                    reason=f"{self._bot_name} is still working on this handoff; please wait a moment.",
+                )
+            await asyncio.sleep(0.1)  # another request owns it: poll for its outcome
+
+    async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                handoffs.update()
+                .where(handoffs.c.handoff_id == handoff.handoff_id)
+                .values(
+                    status=outcome.status.value,
+                    outcome=outcome.model_dump_json(by_alias=True),
+                    updated_at=_now(),
+                )
             )
+
+    async def handoff_outcomes(self, limit: int = 100) -> list[HandoffOutcome]:
+        """The most recent handoffs received and finished, newest first."""
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(
+                select(handoffs.c.outcome)
+                .where(handoffs.c.status != PENDING)
+                .order_by(handoffs.c.created_at.desc())
+                .limit(limit)
+            )
+            return [HandoffOutcome.model_validate_json(raw) for raw in rows.scalars()]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timezone-aware columns back naive; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's own words (e.g. 'attempt to write a readonly database'), never the URL."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).splitlines()[0] if str(original) else type(original).__name__
+    return text[:200]

@@ -1,35 +1,31 @@
-"""The Teams surface: what happens when a user's message arrives at /api/messages."""
+"""The Teams surface: what happens when a user's message arrives at /api/messages.
+
+The request does the quick, must-not-lose part (check, de-duplicate, remember where the user is,
+show typing) and answers; the turn itself runs in the background (see ``TurnRunner``).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import defaultdict
 
 import httpx
-from microsoft_teams.api.activities.message import MessageActivity
+from microsoft_teams.api.activities.message import MessageActivity, MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.apps import ActivityContext, App
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.agent import BotAgent, TurnIdentity, clean_user_name
 from bot.prompts import Prompts
+from bot.retry import call_connector
 from bot.speaker import speaker_line
 from bot.store import ConversationRef, Store
+from bot.turns import TurnRunner
 
 logger = logging.getLogger(__name__)
 
 MAX_USER_TEXT_CHARS = 8000
-
-
-class ConversationLocks:
-    """Turns of one conversation run one after another, so history stays in order."""
-
-    def __init__(self) -> None:
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    def __call__(self, conversation_id: str) -> asyncio.Lock:
-        return self._locks[conversation_id]
+_UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
 
 
 def identity_of(activity: MessageActivity) -> TurnIdentity:
@@ -52,71 +48,78 @@ def register_teams_handlers(
     agent: BotAgent,
     store: Store,
     prompts: Prompts,
+    turns: TurnRunner,
     tenant_allowlist: list[str],
 ) -> None:
-    locks = ConversationLocks()
+    async def say(ctx: ActivityContext[MessageActivity], text: str) -> None:
+        activity = MessageActivityInput(text=speaker_line(bot_name, text))
+        await call_connector("send_reply", lambda: ctx.send(activity))
 
     @app.on_message
     async def on_message(ctx: ActivityContext[MessageActivity]) -> None:
+        activity = ctx.activity
+        log = {"conversation_id": activity.conversation.id, "activity_id": activity.id}
         try:
-            await handle_message(ctx)
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            # The reply could not reach the user's serviceUrl; nothing more can be said to them.
+            await accept(ctx, log)
+        except _UNREACHABLE as error:
             logger.warning(
-                "reply_failure",
-                extra={
-                    "event": "reply_failure",
-                    "conversation_id": ctx.activity.conversation.id,
-                    "activity_id": ctx.activity.id,
-                    "reason": type(error).__name__,
-                },
+                "reply_failure", extra={"event": "reply_failure", "reason": type(error).__name__, **log}
             )
+        except SQLAlchemyError:
+            logger.exception("store_failure", extra={"event": "store_failure", **log})
+            await _try(say(ctx, prompts.render("turn_failed", bot_name=bot_name)), log)
 
-    async def handle_message(ctx: ActivityContext[MessageActivity]) -> None:
+    async def accept(ctx: ActivityContext[MessageActivity], log: dict[str, str]) -> None:
         activity = ctx.activity
         identity = identity_of(activity)
-        log = {"conversation_id": identity.conversation_id, "activity_id": activity.id}
         if tenant_allowlist and identity.tenant_id not in tenant_allowlist:
             logger.warning(
                 "turn_refused", extra={"event": "turn_refused", "reason": "tenant not allowed", **log}
             )
-            await ctx.send(speaker_line(bot_name, f"Sorry, {bot_name} is not enabled for your organisation."))
+            await say(ctx, f"Sorry, {bot_name} is not enabled for your organisation.")
             return
         text = (activity.strip_mentions_text().text or "").strip()
         if not text:
-            await ctx.send(
-                speaker_line(bot_name, "I can only read text messages. Please type your question.")
-            )
+            await say(ctx, "I can only read text messages. Please type your question.")
             return
         if len(text) > MAX_USER_TEXT_CHARS:
-            await ctx.send(
-                speaker_line(
-                    bot_name,
-                    f"That message is too long for me ({len(text)} characters; the limit is "
-                    f"{MAX_USER_TEXT_CHARS}). Please shorten it.",
-                )
+            await say(
+                ctx,
+                f"That message is too long for me ({len(text)} characters; the limit is "
+                f"{MAX_USER_TEXT_CHARS}). Please shorten it.",
             )
             return
-        if identity.service_url:
-            await store.save_conversation_ref(
-                ConversationRef(
-                    conversation_id=identity.conversation_id,
-                    service_url=identity.service_url,
-                    tenant_id=identity.tenant_id,
-                    aad_object_id=identity.aad_object_id,
-                    user_name=identity.user_name,
-                )
+        if not await store.claim_activity(activity.id, identity.conversation_id):
+            logger.info("activity_duplicate", extra={"event": "activity_duplicate", **log})
+            return
+        await store.save_conversation_ref(
+            ConversationRef(
+                conversation_id=identity.conversation_id,
+                service_url=identity.service_url,
+                tenant_id=identity.tenant_id,
+                aad_object_id=identity.aad_object_id,
+                user_name=identity.user_name,
             )
-        await ctx.send(TypingActivityInput())
+        )
+        await _try(ctx.send(TypingActivityInput()), log)
+        turns.submit(identity.conversation_id, lambda: run_turn(ctx, identity, text, log))
+
+    async def run_turn(
+        ctx: ActivityContext[MessageActivity], identity: TurnIdentity, text: str, log: dict[str, str]
+    ) -> None:
         started = time.perf_counter()
-        async with locks(identity.conversation_id):
-            try:
-                result = await agent.run_user_turn(identity, text)
-                reply = result.reply
-            except Exception:
-                logger.exception("turn_failure", extra={"event": "turn_failure", **log})
-                reply = prompts.render("turn_failed", bot_name=bot_name)
-        await ctx.send(speaker_line(bot_name, reply))
+        try:
+            reply = (await agent.run_user_turn(identity, text)).reply
+        except Exception:
+            logger.exception("turn_failure", extra={"event": "turn_failure", **log})
+            reply = prompts.render("turn_failed", bot_name=bot_name)
+        try:
+            await say(ctx, reply)
+        except _UNREACHABLE as error:
+            logger.warning(
+                "reply_failure", extra={"event": "reply_failure", "reason": type(error).__name__, **log}
+            )
+            return
         logger.info(
             "turn_complete",
             extra={
@@ -125,3 +128,11 @@ def register_teams_handlers(
                 **log,
             },
         )
+
+
+async def _try(sending: object, log: dict[str, str]) -> None:
+    """Best effort (typing, apologies): a failure is logged, never raised."""
+    try:
+        await sending  # type: ignore[misc]
+    except _UNREACHABLE as error:
+        logger.info("send_skipped", extra={"event": "send_skipped", "reason": type(error).__name__, **log})

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from bot.config import Settings
 from bot.service import BotService, running_bot
+from tests.standins.connector import ConnectorCall, StandInConnector
 
 ASGIApp = Callable[..., Any]
 
@@ -152,3 +154,28 @@ def message_activity(
         "locale": "en-US",
         "channelData": {"tenant": {"id": user.tenant_id}},
     }
+
+
+async def user_says(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    bot_url: str,
+    text: str,
+    *,
+    conversation_id: str,
+    replies: int = 1,
+    **activity: Any,
+) -> list[ConnectorCall]:
+    """Post the user's message as Teams would, then wait for the bot's answer(s) in that chat.
+
+    Turns run in the background, so the HTTP answer comes before the bot's reply; the wait is on the
+    connector's record of the reply, not on time.
+    """
+    before = len(connector.sent(conversation_id))
+    response = await http.post(
+        f"{bot_url}/api/messages",
+        json=message_activity(text, conversation_id=conversation_id, **activity),
+    )
+    assert response.status_code == 200, response.text
+    await connector.wait_for(lambda c: len(c.sent(conversation_id)) >= before + replies, within=30)
+    return connector.sent(conversation_id)[before:]

@@ -14,7 +14,7 @@ import pytest
 
 from a2a_bridge.auth import SharedSecretSigner
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import RunningBot, message_activity, started_bot
+from tests.harness import RunningBot, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
 
@@ -47,11 +47,13 @@ async def test_alice_hands_off_to_bob_with_a_signed_token(
     async with started_bot(
         "Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url], a2a_auth_secret=SECRET
     ) as alice:
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                "My VPN is broken on my laptop", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            "My VPN is broken on my laptop",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
     assert len(connector.created()) == 1
     assert "Bob will message you directly" in connector.sent("a:dana-alice")[0].text

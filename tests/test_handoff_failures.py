@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import message_activity, start_bot, started_bot
+from tests.harness import start_bot, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 
@@ -41,11 +41,13 @@ async def test_create_conversation_403_tells_user_bob_could_not_reach_them(
             **llm_settings,
         ) as alice,
     ):
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                "My laptop screen flickers", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            "My laptop screen flickers",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
 
         assert len(connector.created()) == 1
@@ -91,25 +93,27 @@ async def test_bob_down_alice_says_so_and_her_next_turn_works(
         assert [peer.name for peer in alice_bot.service.peers.available()] == ["Bob"]
         await bob.stop()
 
-        response = await http.post(
-            f"{alice_bot.url}/api/messages",
-            json=message_activity(
-                "My laptop screen flickers", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice_bot.url,
+            "My laptop screen flickers",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
-        assert response.status_code == 200
         [notice] = connector.sent("a:dana-alice")
         assert notice.text.startswith("**Alice:** I tried to hand you over to Bob, but it did not work")
         assert "not reachable right now" in notice.text
         assert connector.created() == []
 
-        response = await http.post(
-            f"{alice_bot.url}/api/messages",
-            json=message_activity(
-                "Is my hotel booked?", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice_bot.url,
+            "Is my hotel booked?",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
-        assert response.status_code == 200
         assert connector.sent("a:dana-alice")[-1].text == "**Alice:** Your hotel in Oslo is booked."
         last_request = llm.requests_for("alice-model")[-1]
         assert "tools" not in last_request or not last_request["tools"], "a peer that is down is not offered"

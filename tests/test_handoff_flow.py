@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION, CAROL_DESCRIPTION
-from tests.harness import TeamsUser, message_activity, started_bot
+from tests.harness import TeamsUser, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, call_tool, last_message, say, tool_then_say
 
@@ -45,13 +45,14 @@ async def test_alice_answers_in_specialty_question_herself(
             **llm_settings,
         ) as alice,
     ):
-        response = await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                "What is the per diem for Berlin?", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            "What is the per diem for Berlin?",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
-        assert response.status_code == 200
         assert bob.a2a_calls == 0
         assert connector.created() == []
         [reply] = connector.sent("a:dana-alice")
@@ -96,13 +97,15 @@ async def test_handoff_to_bob_greets_user_in_new_chat(
             **llm_settings,
         ) as alice,
     ):
-        response = await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url, user=user
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            VPN_QUESTION,
+            conversation_id="a:dana-alice",
+            service_url=service_url,
+            user=user,
         )
-        assert response.status_code == 200
 
         [create] = connector.created()
         assert create.prefix == "emea"
@@ -151,20 +154,20 @@ async def test_users_next_message_to_bob_has_greeting_and_summary_in_history(
             **llm_settings,
         ) as alice,
     ):
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url),
+        await user_says(
+            http, connector, alice.url, VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url
         )
         [create] = connector.created()
         new_conversation = create.returned_id
 
-        response = await http.post(
-            f"{bob.url}/api/messages",
-            json=message_activity(
-                "It's GlobalProtect.", conversation_id=new_conversation, service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            bob.url,
+            "It's GlobalProtect.",
+            conversation_id=new_conversation,
+            service_url=service_url,
         )
-        assert response.status_code == 200
 
         second = llm.requests_for("bob-model")[1]
         history = [(m["role"], m.get("content") or "") for m in second["messages"]]
@@ -210,13 +213,13 @@ async def test_three_bots_model_picks_carol_from_exactly_two_offered_peers(
             **llm_settings,
         ) as alice,
     ):
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                "How many holiday days do I have left?",
-                conversation_id="a:dana-alice",
-                service_url=service_url,
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            "How many holiday days do I have left?",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
 
         first = llm.requests_for("alice-model")[0]
@@ -258,13 +261,14 @@ async def test_model_naming_an_unknown_peer_makes_no_a2a_call(
             **llm_settings,
         ) as alice_bot,
     ):
-        response = await http.post(
-            f"{alice_bot.url}/api/messages",
-            json=message_activity(
-                "Pass me to Mallory", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice_bot.url,
+            "Pass me to Mallory",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
-        assert response.status_code == 200
         assert bob.a2a_calls == 0
         assert connector.created() == []
         [reply] = connector.sent("a:dana-alice")

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import message_activity, started_bot
+from tests.harness import started_bot, user_says
 from tests.standins.connector import StandInConnector
 
 
@@ -18,11 +18,13 @@ async def test_offline_alice_hands_an_it_question_to_bob(
         started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
         started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
     ):
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                "My laptop can't connect to the VPN", conversation_id="a:dana-alice", service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            "My laptop can't connect to the VPN",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
 
         assert bob.a2a_calls == 1
@@ -35,11 +37,13 @@ async def test_offline_alice_hands_an_it_question_to_bob(
         [notice] = connector.sent("a:dana-alice")
         assert "Bob will message you directly" in notice.text
 
-        await http.post(
-            f"{bob.url}/api/messages",
-            json=message_activity(
-                "Is there anything I should try?", conversation_id=new_conversation, service_url=service_url
-            ),
+        await user_says(
+            http,
+            connector,
+            bob.url,
+            "Is there anything I should try?",
+            conversation_id=new_conversation,
+            service_url=service_url,
         )
         follow_up = connector.sent(new_conversation)[-1].text
         assert "[offline model]" in follow_up
@@ -54,13 +58,13 @@ async def test_offline_alice_answers_a_travel_question_with_the_offline_notice(
         started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
         started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
     ):
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity(
-                "How do I submit my hotel receipts for reimbursement?",
-                conversation_id="a:dana-alice",
-                service_url=service_url,
-            ),
+        await user_says(
+            http,
+            connector,
+            alice.url,
+            "How do I submit my hotel receipts for reimbursement?",
+            conversation_id="a:dana-alice",
+            service_url=service_url,
         )
 
         assert bob.a2a_calls == 0

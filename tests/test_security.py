@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import LoopbackServer, TeamsUser, message_activity, started_bot
+from tests.harness import LoopbackServer, TeamsUser, message_activity, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
@@ -219,9 +219,8 @@ async def test_no_secret_reaches_logs_card_readyz_or_replies(
             **settings,
         ) as alice,
     ):
-        await http.post(
-            f"{alice.url}/api/messages",
-            json=message_activity("My VPN is broken", conversation_id="a:dana", service_url=service_url),
+        await user_says(
+            http, connector, alice.url, "My VPN is broken", conversation_id="a:dana", service_url=service_url
         )
         exposed = [
             caplog.text,
