@@ -20,6 +20,7 @@ from microsoft_teams.apps.activity_send import send_or_update_activity
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 from bot.agent import BotAgent
+from bot.retry import call_connector
 from bot.speaker import speaker_line
 from bot.store import ConversationRef, Store
 
@@ -38,12 +39,14 @@ class TeamsGreeter:
         api = self._app.api.from_service_url(handoff.service_url)
         started = time.perf_counter()
         try:
-            conversation = await api.conversations.create(
-                CreateConversationParams(
-                    members=[Account(id=handoff.aad_object_id, name=handoff.user_name or None)],
-                    tenant_id=handoff.tenant_id,
-                    channel_data={"tenant": {"id": handoff.tenant_id}},
-                )
+            params = CreateConversationParams(
+                members=[Account(id=handoff.aad_object_id, name=handoff.user_name or None)],
+                tenant_id=handoff.tenant_id,
+                channel_data={"tenant": {"id": handoff.tenant_id}},
+            )
+            # Safe to repeat: for a 1:1 Teams returns the same conversation every time.
+            conversation = await call_connector(
+                "create_conversation", lambda: api.conversations.create(params)
             )
         except httpx.HTTPError as error:
             return self._failed(handoff, "open", error)
@@ -68,16 +71,14 @@ class TeamsGreeter:
         greeting = await self._agent.run_greeting_turn(conversation.id, handoff)
         started = time.perf_counter()
         try:
-            await send_or_update_activity(
-                api,
-                MessageActivityInput(text=speaker_line(self._bot_name, greeting)),
-                ConversationReference(
-                    channel_id="msteams",
-                    service_url=handoff.service_url,
-                    bot=self._bot,
-                    conversation=ConversationAccount(id=conversation.id, conversation_type="personal"),
-                ),
+            message = MessageActivityInput(text=speaker_line(self._bot_name, greeting))
+            reference = ConversationReference(
+                channel_id="msteams",
+                service_url=handoff.service_url,
+                bot=self._bot,
+                conversation=ConversationAccount(id=conversation.id, conversation_type="personal"),
             )
+            await call_connector("send_greeting", lambda: send_or_update_activity(api, message, reference))
         except httpx.HTTPError as error:
             return self._failed(handoff, "greet", error)
         logger.info(

@@ -51,6 +51,7 @@ schema_info = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
 )
 history_messages = Table(
     "history_messages",
@@ -158,12 +159,17 @@ class Store:
             await connection.run_sync(metadata.create_all)
             version = (await connection.execute(select(schema_info.c.version))).scalar()
             if version is None:
-                await connection.execute(schema_info.insert().values(id=1, version=SCHEMA_VERSION))
+                await connection.execute(
+                    schema_info.insert().values(id=1, version=SCHEMA_VERSION, started_at=_now())
+                )
             elif version > SCHEMA_VERSION:
                 raise StoreError(
                     f"STATE_URL: the database has schema version {version}, newer than this release "
                     f"({SCHEMA_VERSION}); run the newer release or restore a backup"
                 )
+            else:
+                # A real write at start: a store that cannot be written fails now, not mid-conversation.
+                await connection.execute(schema_info.update().values(started_at=_now()))
 
     # History -----------------------------------------------------------------------------------
 

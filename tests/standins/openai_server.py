@@ -7,6 +7,8 @@ the model (its instructions, history and tool schema).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import time
 import uuid
@@ -14,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-Script = Callable[[dict[str, Any]], dict[str, Any]]
+Script = Callable[[dict[str, Any]], Any]
+"""Returns the assistant message (a dict), an awaitable of one, or a ready ``Response`` to send as is."""
 
 
 def say(text: str) -> dict[str, Any]:
@@ -52,26 +55,52 @@ def tool_then_say(name: str, reply: str, **arguments: Any) -> Script:
     return script
 
 
+def held_until(gate: asyncio.Event, script: Script) -> Script:
+    """The same script, but each answer waits until the test opens the gate (a slow model)."""
+
+    async def held(request: dict[str, Any]) -> Any:
+        await gate.wait()
+        answer = script(request)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    return held
+
+
+def garbage(request: dict[str, Any]) -> Response:
+    return Response(b"<html>502 upstream exploded", status_code=200, media_type="application/json")
+
+
 class StandInOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.scripts: dict[str, Script] = {}
+        self._arrived = asyncio.Condition()
         self.app = FastAPI()
         self.app.add_api_route("/{model_path:path}/chat/completions", self._complete, methods=["POST"])
 
     def script(self, model: str, script: Script) -> None:
         self.scripts[model] = script
 
+    async def wait_for_requests(self, model: str, count: int, within: float = 30.0) -> None:
+        async with asyncio.timeout(within), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests_for(model)) >= count)
+
     def requests_for(self, model: str) -> list[dict[str, Any]]:
         return [request for request in self.requests if request.get("model") == model]
 
-    async def _complete(self, model_path: str, request: Request) -> JSONResponse:
+    async def _complete(self, model_path: str, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
+        async with self._arrived:
+            self._arrived.notify_all()
         script = self.scripts.get(body.get("model", ""))
         if script is None:
             return JSONResponse({"error": {"message": "no script for this model"}}, status_code=400)
         message = script(body)
+        if inspect.isawaitable(message):
+            message = await message
+        if isinstance(message, Response):
+            return message
         return JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:10]}",

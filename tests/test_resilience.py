@@ -1,0 +1,437 @@
+"""Bad days: restarts, retries, slow or broken models, a peer killed mid-handoff, Teams throttling,
+a broken store, SIGTERM in the middle of a turn. Each ends in the right message, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.responses import JSONResponse
+
+from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
+from tests.harness import message_activity, started_bot, user_says
+from tests.processes import BotProcess, free_port, process_env
+from tests.standins.connector import StandInConnector
+from tests.standins.openai_server import StandInOpenAI, garbage, held_until, last_message, say, tool_then_say
+from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
+
+VPN = "My VPN keeps disconnecting"
+
+
+def echo(request: dict[str, Any]) -> dict[str, Any]:
+    return say(f"echo: {last_message(request)['content']}")
+
+
+def process_llm_env(llm_server: Any, model: str, state: Path, **more: str) -> dict[str, str]:
+    return {
+        "BOT_DESCRIPTION": ALICE_DESCRIPTION,
+        "OPENAI_BASE_URL": f"{llm_server[1].url}/v1",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_MODEL": model,
+        "STATE_URL": f"sqlite+aiosqlite:///{state}",
+        **more,
+    }
+
+
+async def test_history_survives_a_restart_of_the_bot_process(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_server: Any,
+    service_url: str,
+    tmp_path: Path,
+) -> None:
+    llm.script("alice-model", echo)
+    alice = BotProcess(
+        "Alice", free_port(), process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path
+    )
+    await alice.start()
+    await user_says(
+        http,
+        connector,
+        alice.url,
+        "I fly to Oslo on Monday.",
+        conversation_id="a:dana",
+        service_url=service_url,
+    )
+    assert await alice.stop() == 0
+
+    await alice.start()
+    try:
+        [reply] = await user_says(
+            http, connector, alice.url, "Where do I fly?", conversation_id="a:dana", service_url=service_url
+        )
+        assert reply.text == "**Alice:** echo: Where do I fly?"
+        history = [m.get("content") for m in llm.requests_for("alice-model")[-1]["messages"]]
+        assert "I fly to Oslo on Monday." in history
+        assert "echo: I fly to Oslo on Monday." in history
+    finally:
+        await alice.stop()
+
+
+async def test_a_retried_handoff_after_a_restart_greets_nobody_twice(
+    http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
+) -> None:
+    request = send_message({"data": handoff(service_url)}, message_id="retried")
+    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob:
+        first = outcome_of(await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS, json=request))
+    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob_again:
+        second = outcome_of(await http.post(f"{bob_again.url}/a2a", headers=A2A_HEADERS, json=request))
+    assert first == second
+    assert first["status"] == "delivered"
+    assert len(connector.created()) == 1
+    assert len(connector.sent()) == 1
+
+
+async def test_a_teams_activity_delivered_twice_is_answered_once(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+) -> None:
+    llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="VPN broken"))
+    llm.script("bob-model", lambda request: say("Hi, Bob here."))
+    async with (
+        started_bot(
+            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+        ) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice,
+    ):
+        activity = message_activity(
+            VPN, conversation_id="a:dana", service_url=service_url, activity_id="act-42"
+        )
+        responses = await asyncio.gather(
+            *(http.post(f"{alice.url}/api/messages", json=activity) for _ in range(3))
+        )
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        await connector.wait_for(lambda c: len(c.sent("a:dana")) >= 1)
+        late = await http.post(f"{alice.url}/api/messages", json=activity)
+        assert late.status_code == 200
+        # Every delivery was accepted before this point, and a duplicate never schedules a turn.
+        assert len(connector.sent("a:dana")) == 1
+        assert len(llm.requests_for("alice-model")) == 2  # the tool call and the answer after it
+        assert bob.a2a_calls == 1
+        assert len(connector.created()) == 1
+
+
+async def test_a_slow_model_does_not_hold_the_request_and_turns_stay_in_order(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+) -> None:
+    gate = asyncio.Event()
+    llm.script("alice-model", held_until(gate, echo))
+    async with started_bot(
+        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
+    ) as alice:
+        for text in ("first question", "second question"):
+            response = await http.post(
+                f"{alice.url}/api/messages",
+                json=message_activity(text, conversation_id="a:dana", service_url=service_url),
+            )
+            assert response.status_code == 200
+        await llm.wait_for_requests("alice-model", 1)
+        assert connector.sent("a:dana") == [], "the model has not answered yet, so neither has Alice"
+        gate.set()
+        await connector.wait_for(lambda c: len(c.sent("a:dana")) == 2)
+        assert [c.text for c in connector.sent("a:dana")] == [
+            "**Alice:** echo: first question",
+            "**Alice:** echo: second question",
+        ]
+
+
+async def test_throttled_connector_is_retried_after_retry_after_and_greets_once(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    service_url: str,
+    state_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connector.fail("create_conversation", 429, times=2, headers={"Retry-After": "1"})
+    async with (
+        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
+        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
+    ):
+        [notice] = await user_says(
+            http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url
+        )
+    assert "Bob will message you directly" in notice.text
+    assert len(connector.created()) == 3
+    greetings = [c for c in connector.sent() if c.conversation_id != "a:dana"]
+    assert len(greetings) == 1
+    waits = [r.wait_s for r in caplog.records if getattr(r, "event", "") == "connector_retry"]
+    assert waits == [1.0, 1.0]
+
+
+async def test_connector_failing_every_time_is_told_to_the_user_without_hanging(
+    http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
+) -> None:
+    connector.fail("create_conversation", 500, times=1000)
+    async with (
+        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
+        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
+    ):
+        [notice] = await user_says(
+            http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url
+        )
+    assert "did not work" in notice.text
+    assert "Teams was busy or unavailable" in notice.text
+    assert len(connector.created()) == 1, "a 500 is an answer, not retried"
+
+
+@pytest.mark.parametrize("fault", ["timeout", "garbage", "error-500"])
+async def test_a_broken_model_gets_an_apology_and_the_conversation_stays_usable(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+    fault: str,
+) -> None:
+    never = asyncio.Event()
+    broken = {
+        "timeout": held_until(never, echo),
+        "garbage": garbage,
+        "error-500": lambda request: JSONResponse({"error": {"message": "overloaded"}}, status_code=500),
+    }[fault]
+
+    llm.script("alice-model", broken)
+    async with started_bot(
+        "Alice",
+        ALICE_DESCRIPTION,
+        state_dir=state_dir,
+        openai_model="alice-model",
+        model_timeout_seconds=0.5,
+        **llm_settings,
+    ) as alice:
+        [apology] = await user_says(
+            http, connector, alice.url, "Book a hotel", conversation_id="a:dana", service_url=service_url
+        )
+        assert apology.text.startswith("**Alice:** Sorry, something went wrong on my side")
+        llm.script("alice-model", echo)
+        [answer] = await user_says(
+            http,
+            connector,
+            alice.url,
+            "Book a hotel, please",
+            conversation_id="a:dana",
+            service_url=service_url,
+        )
+        assert answer.text == "**Alice:** echo: Book a hotel, please"
+    never.set()
+
+
+async def test_peer_killed_mid_handoff_then_restarted(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_server: Any,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+    tmp_path: Path,
+) -> None:
+    gate = asyncio.Event()
+    llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="VPN broken"))
+    llm.script("bob-model", held_until(gate, lambda request: say("Hi Dana, Bob here.")))
+    bob = BotProcess(
+        "Bob",
+        free_port(),
+        {**process_llm_env(llm_server, "bob-model", tmp_path / "b.db"), "BOT_DESCRIPTION": BOB_DESCRIPTION},
+        tmp_path,
+    )
+    await bob.start()
+    try:
+        async with started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            **llm_settings,
+        ) as alice:
+            await http.post(
+                f"{alice.url}/api/messages",
+                json=message_activity(VPN, conversation_id="a:dana", service_url=service_url),
+            )
+            await llm.wait_for_requests("bob-model", 1)  # Bob is in the middle of the greeting turn
+            await bob.kill()
+            await connector.wait_for(lambda c: len(c.sent("a:dana")) == 1)
+            [notice] = connector.sent("a:dana")
+            assert "I tried to hand you over to Bob, but it did not work" in notice.text
+            assert "not reachable right now" in notice.text
+
+            gate.set()
+            await bob.start()
+            [notice] = await user_says(
+                http,
+                connector,
+                alice.url,
+                "Still broken, can Bob help?",
+                conversation_id="a:dana",
+                service_url=service_url,
+            )
+            assert "Bob will message you directly" in notice.text
+            greetings = [c for c in connector.sent() if c.conversation_id != "a:dana"]
+            assert [g.text for g in greetings] == ["**Bob:** Hi Dana, Bob here."]
+    finally:
+        await bob.stop()
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Read-only even for root: the immutable attribute (root ignores plain permissions)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o644)
+
+
+async def test_a_read_only_store_stops_start_up_with_a_clear_error(tmp_path: Path) -> None:
+    database = tmp_path / "alice.db"
+    alice = BotProcess(
+        "Alice",
+        free_port(),
+        {"BOT_DESCRIPTION": "Travel", "STATE_URL": f"sqlite+aiosqlite:///{database}"},
+        tmp_path,
+    )
+    await alice.start()
+    assert await alice.stop() == 0
+    with read_only(database):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            stderr=asyncio.subprocess.PIPE,
+            env=process_env(
+                BOT_NAME="Alice",
+                BOT_DESCRIPTION="Travel",
+                BOT_SELF_URL="http://127.0.0.1:1",
+                LOCAL_DEVELOPMENT="true",
+                STATE_URL=f"sqlite+aiosqlite:///{database}",
+            ),
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "start-up error: STATE_URL: cannot open" in stderr.decode()
+    assert "readonly database" in stderr.decode()
+
+
+async def test_an_unreachable_database_at_start_stops_start_up(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        stderr=asyncio.subprocess.PIPE,
+        env=process_env(
+            BOT_NAME="Alice",
+            BOT_DESCRIPTION="Travel",
+            BOT_SELF_URL="http://127.0.0.1:1",
+            LOCAL_DEVELOPMENT="true",
+            STATE_URL="postgresql+asyncpg://bot:pw@127.0.0.1:1/bot",
+        ),
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert (
+        "start-up error: STATE_URL: cannot open postgresql+asyncpg://bot:***@127.0.0.1:1/bot"
+        in stderr.decode()
+    )
+
+
+async def test_a_store_broken_mid_run_fails_the_turn_visibly_and_the_bot_stays_up(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    llm.script("alice-model", echo)
+    async with started_bot(
+        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
+    ) as alice:
+        await user_says(
+            http, connector, alice.url, "hello", conversation_id="a:dana", service_url=service_url
+        )
+        database = state_dir / "alice.db"
+        database.write_bytes(b"this is no longer a database" * 512)
+        [reply] = await user_says(
+            http, connector, alice.url, "are you there?", conversation_id="a:dana", service_url=service_url
+        )
+        assert reply.text.startswith("**Alice:** Sorry, something went wrong on my side")
+        assert (await http.get(f"{alice.url}/healthz")).status_code == 200
+        ready = await http.get(f"{alice.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
+    assert any(getattr(r, "event", "") == "store_failure" for r in caplog.records)
+
+
+async def test_sigterm_during_a_turn_finishes_the_turn_before_exiting(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_server: Any,
+    service_url: str,
+    tmp_path: Path,
+) -> None:
+    gate = asyncio.Event()
+    llm.script("alice-model", held_until(gate, echo))
+    alice = BotProcess(
+        "Alice", free_port(), process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path
+    )
+    await alice.start()
+    await http.post(
+        f"{alice.url}/api/messages",
+        json=message_activity("Book me a train to Lyon", conversation_id="a:dana", service_url=service_url),
+    )
+    await llm.wait_for_requests("alice-model", 1)
+    assert alice.process is not None
+    alice.process.send_signal(signal.SIGTERM)
+    await alice.wait_for_event("turns_draining")
+    gate.set()
+    assert await alice.exited() == 0
+    assert [c.text for c in connector.sent("a:dana")] == ["**Alice:** echo: Book me a train to Lyon"]
+    assert alice.events("turn_abandoned") == []
+
+    llm.script("alice-model", echo)
+    await alice.start()
+    try:
+        await user_says(
+            http, connector, alice.url, "And back?", conversation_id="a:dana", service_url=service_url
+        )
+        history = [m.get("content") for m in llm.requests_for("alice-model")[-1]["messages"]]
+        assert "echo: Book me a train to Lyon" in history
+    finally:
+        await alice.stop()
