@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -132,6 +133,8 @@ class Store:
             engine = create_async_engine(url, pool_pre_ping=not parsed.drivername.startswith("sqlite"))
         except (SQLAlchemyError, ImportError, ValueError) as error:
             raise StoreError(f"STATE_URL: cannot use {safe_url}: {type(error).__name__}") from None
+        if parsed.drivername.startswith("sqlite"):
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine, bot_name=bot_name)
         try:
             await store._create_schema()
@@ -340,6 +343,15 @@ class Store:
                 .limit(limit)
             )
             return [HandoffOutcome.model_validate_json(raw) for raw in rows.scalars()]
+
+
+def _sqlite_pragmas(connection: Any, _: Any) -> None:
+    """WAL lets readers work during a write; NORMAL sync is durable across process crashes (the
+    case that matters here) at a fraction of FULL's fsyncs; waits for a lock rather than failing."""
+    cursor = connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
 
 
 def _aware(moment: datetime) -> datetime:

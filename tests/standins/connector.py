@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ class ConnectorCall:
     body: dict[str, Any]
     authorization: str | None
     returned_id: str | None = None
+    at: float = field(default_factory=time.perf_counter)
 
     @property
     def text(self) -> str:
