@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from a2a_bridge.auth import PeerTokenInterceptor, TokenSigner
-from a2a_bridge.breaker import CircuitBreaker
+from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_signing import CardKeyError
 from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
 
@@ -123,6 +123,7 @@ class PeerDirectory:
         peer = self._by_name(peer_name)
         if peer is None or peer.client is None:
             return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")
+        probing = peer.breaker.state is BreakerState.HALF_OPEN
         if not peer.breaker.allow():
             logger.warning(
                 "a2a_send_failure",
@@ -151,7 +152,9 @@ class PeerDirectory:
         logger.info("a2a_send_start", extra={"event": "a2a_send_start", **log})
         try:
             async with asyncio.timeout(self._call_timeout):
-                response = await self._send_with_retries(peer.client, request, log)
+                response = await self._send_with_retries(
+                    peer.client, request, log, attempts=1 if probing else self._attempts
+                )
         except (TimeoutError, A2AClientTimeoutError):
             return self._transport_failure(
                 peer, handoff, "timeout", started, f"{peer_name} took too long to answer."
@@ -197,13 +200,13 @@ class PeerDirectory:
         return outcome
 
     async def _send_with_retries(
-        self, client: Client, request: SendMessageRequest, log: dict[str, str]
+        self, client: Client, request: SendMessageRequest, log: dict[str, str], *, attempts: int
     ) -> StreamResponse | None:
         """Safe to repeat: the message id is derived from the handoff id and the receiver dedupes."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_transient_a2a),
             wait=wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
-            stop=stop_after_attempt(self._attempts),
+            stop=stop_after_attempt(attempts),
             reraise=True,
         ):
             with attempt:
