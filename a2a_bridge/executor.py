@@ -32,6 +32,8 @@ from a2a_bridge.handoff import (
     HandoffStatus,
     describe_validation_error,
 )
+from a2a_bridge.log_context import bind_log_fields
+from a2a_bridge.telemetry import A2AMetrics, tracer
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +106,15 @@ def handoff_from_message(message: Message | None) -> HandoffMessage:
 
 
 class HandoffAgentExecutor(AgentExecutor):
-    def __init__(self, *, policy: HandoffPolicy, delivery: GreetingDelivery, ledger: HandoffLedger) -> None:
+    def __init__(
+        self,
+        *,
+        policy: HandoffPolicy,
+        delivery: GreetingDelivery,
+        ledger: HandoffLedger,
+        metrics: A2AMetrics | None = None,
+    ) -> None:
+        self._metrics = metrics
         self._policy = policy
         self._delivery = delivery
         self._ledger = ledger
@@ -112,6 +122,22 @@ class HandoffAgentExecutor(AgentExecutor):
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         handoff = handoff_from_message(context.message)
+        with (
+            bind_log_fields(
+                handoff_id=handoff.handoff_id,
+                a2a_task_id=context.task_id,
+                a2a_message_id=context.message.message_id if context.message else None,
+            ),
+            tracer.start_as_current_span(
+                "handoff.receive",
+                attributes={"handoff.id": handoff.handoff_id, "handoff.from": handoff.from_},
+            ),
+        ):
+            await self._execute(handoff, context, event_queue)
+
+    async def _execute(
+        self, handoff: HandoffMessage, context: RequestContext, event_queue: EventQueue
+    ) -> None:
         caller = context.call_context.user
         if caller.is_authenticated and caller.user_name != handoff.from_:
             logger.warning(
@@ -205,6 +231,8 @@ class HandoffAgentExecutor(AgentExecutor):
                 },
             )
         await self._ledger.record_outcome(handoff, outcome)
+        if self._metrics is not None:
+            self._metrics.handoffs_received.labels(handoff.from_, outcome.status.value).inc()
         return outcome
 
 

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 import httpx
 from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError, Client, ClientConfig
 from a2a.client import create_client as create_a2a_client
+from a2a.client.interceptors import ClientCallInterceptor
 from a2a.helpers import get_data_parts, new_data_part
 from a2a.types import AgentCard, Message, Role, SendMessageRequest, StreamResponse
 from a2a.utils.errors import A2AError
 from a2a.utils.signing import SignatureVerificationError
+from opentelemetry import trace
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
@@ -31,6 +33,8 @@ from a2a_bridge.auth import PeerTokenInterceptor, TokenSigner
 from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_signing import CardKeyError
 from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.log_context import bind_log_fields
+from a2a_bridge.telemetry import A2AMetrics, Stopwatch, TraceContextInterceptor, tracer
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +88,10 @@ class PeerDirectory:
         attempts: int = 3,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
+        metrics: A2AMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._metrics = metrics
         self._card_verifier = card_verifier
         self._attempts = attempts
         self._peers = [
@@ -97,7 +103,9 @@ class PeerDirectory:
         ]
         self._http = http
         self._self_name = self_name
-        self._interceptors = [PeerTokenInterceptor(signer)] if signer else []
+        self._interceptors: list[ClientCallInterceptor] = [TraceContextInterceptor()]
+        if signer is not None:
+            self._interceptors.append(PeerTokenInterceptor(signer))
         self._card_max_age = card_max_age
         self._retry_after = retry_after
         self._call_timeout = call_timeout
@@ -119,7 +127,42 @@ class PeerDirectory:
             unique.append(profile)
         return unique
 
+    def breaker_states(self) -> dict[str, str]:
+        return {_name(peer): peer.breaker.state.value for peer in self._peers}
+
+    def freshness(self) -> list[dict[str, object]]:
+        """Each configured peer: its name if known, and how old its card is (None: not fetched)."""
+        now = self._clock()
+        return [
+            {
+                "url": peer.base_url,
+                "name": peer.card.name if peer.card else None,
+                "card_age_s": round(now - peer.fetched_at, 1) if peer.card else None,
+                "stale": peer.stale
+                or (peer.card is not None and now - peer.fetched_at >= self._card_max_age),
+                "breaker": peer.breaker.state.value,
+            }
+            for peer in self._peers
+        ]
+
     async def send_handoff(self, peer_name: str, handoff: HandoffMessage) -> HandoffOutcome:
+        watch = Stopwatch()
+        with (
+            bind_log_fields(handoff_id=handoff.handoff_id, a2a_message_id=handoff.a2a_message_id()),
+            tracer.start_as_current_span(
+                "a2a.send_handoff",
+                kind=trace.SpanKind.CLIENT,
+                attributes={"a2a.peer": peer_name, "handoff.id": handoff.handoff_id},
+            ) as span,
+        ):
+            outcome = await self._send_handoff(peer_name, handoff)
+            span.set_attribute("handoff.outcome", outcome.status.value)
+        if self._metrics is not None:
+            self._metrics.handoffs_sent.labels(peer_name, outcome.status.value).inc()
+            self._metrics.a2a_call_seconds.labels(peer_name, outcome.status.value).observe(watch.seconds)
+        return outcome
+
+    async def _send_handoff(self, peer_name: str, handoff: HandoffMessage) -> HandoffOutcome:
         peer = self._by_name(peer_name)
         if peer is None or peer.client is None:
             return _failed(handoff, peer_name, f"{peer_name} is not reachable right now.")

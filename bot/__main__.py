@@ -14,6 +14,7 @@ import uvicorn
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
+from bot.observability import configure_tracing
 from bot.prompts import PromptError
 from bot.service import running_bot
 from bot.store import StoreError
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.bot_name, settings.log_level)
+    configure_logging(settings.bot_name, settings.log_level, log_content=settings.log_content)
     try:
         asyncio.run(serve(settings))
     except (ConfigError, PromptError, StoreError) as error:
@@ -42,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(settings: Settings) -> None:
+    tracer_provider = configure_tracing(settings)
+    try:
+        await _serve(settings)
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
+
+
+async def _serve(settings: Settings) -> None:
     async with running_bot(settings) as service:
         if settings.local_development:
             logger.warning(

@@ -7,13 +7,16 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agent_framework import Agent, AgentSession, FunctionTool, Message, SupportsChatGetResponse
 
 from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome
 from a2a_bridge.peer_client import PeerDirectory
 from bot.history import StoreHistoryProvider
+from bot.logs import content_level
 from bot.offline_model import HANDOFF_CONTEXT_KEY, HANDOFF_TOOL_NAME
 from bot.prompts import Prompts
 from bot.store import Store
@@ -55,12 +58,18 @@ class BotAgent:
         prompts: Prompts,
         peers: PeerDirectory,
         store: Store,
+        middleware: Sequence[Any] = (),
     ) -> None:
         self._bot_name = bot_name
         self._bot_description = bot_description
         self._prompts = prompts
         self._peers = peers
-        self._agent = Agent(client=client, name=bot_name, context_providers=[StoreHistoryProvider(store)])
+        self._agent = Agent(
+            client=client,
+            name=bot_name,
+            context_providers=[StoreHistoryProvider(store)],
+            middleware=list(middleware),
+        )
 
     async def run_user_turn(self, identity: TurnIdentity, text: str) -> TurnResult:
         await self._peers.refresh()
@@ -138,6 +147,9 @@ class BotAgent:
                     "handoff_id": handoff.handoff_id,
                     "conversation_id": identity.conversation_id,
                 },
+            )
+            logger.log(
+                content_level(), "handoff_summary", extra={"event": "handoff_summary", "summary": summary}
             )
             started = time.perf_counter()
             outcome = await self._peers.send_handoff(peer, handoff)

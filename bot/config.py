@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # State and operations
     state_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_content: bool = False
+    otel_traces_exporter: Literal["none", "otlp", "console"] = "none"
+    otel_service_name: str | None = None
 
     _split_lists = field_validator("peer_urls", "service_url_allowlist", "tenant_allowlist", mode="before")(
         _split_csv
@@ -105,6 +108,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("otel_traces_exporter", mode="before")
+    @classmethod
+    def _lower_exporter(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("bot_self_url", "openai_base_url", "azure_openai_endpoint")
     @classmethod

@@ -20,7 +20,7 @@ from microsoft_teams.apps.activity_send import send_or_update_activity
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 from bot.agent import BotAgent
-from bot.retry import call_connector
+from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
 from bot.store import ConversationRef, Store
 
@@ -28,7 +28,17 @@ logger = logging.getLogger(__name__)
 
 
 class TeamsGreeter:
-    def __init__(self, *, app: App, agent: BotAgent, store: Store, bot_name: str, bot_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        app: App,
+        agent: BotAgent,
+        store: Store,
+        bot_name: str,
+        bot_id: str,
+        observe: Observer | None = None,
+    ) -> None:
+        self._observe = observe
         self._app = app
         self._agent = agent
         self._store = store
@@ -46,7 +56,7 @@ class TeamsGreeter:
             )
             # Safe to repeat: for a 1:1 Teams returns the same conversation every time.
             conversation = await call_connector(
-                "create_conversation", lambda: api.conversations.create(params)
+                "create_conversation", lambda: api.conversations.create(params), observe=self._observe
             )
         except httpx.HTTPError as error:
             return self._failed(handoff, "open", error)
@@ -78,7 +88,11 @@ class TeamsGreeter:
                 bot=self._bot,
                 conversation=ConversationAccount(id=conversation.id, conversation_type="personal"),
             )
-            await call_connector("send_greeting", lambda: send_or_update_activity(api, message, reference))
+            await call_connector(
+                "send_greeting",
+                lambda: send_or_update_activity(api, message, reference),
+                observe=self._observe,
+            )
         except httpx.HTTPError as error:
             return self._failed(handoff, "greet", error)
         logger.info(

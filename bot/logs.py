@@ -12,6 +12,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from a2a_bridge.log_context import current_log_fields
+from a2a_bridge.telemetry import trace_ids
+
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -30,6 +33,11 @@ class JsonFormatter(logging.Formatter):
         }
         if getattr(record, "event", None) and record.getMessage() != record.event:  # type: ignore[attr-defined]
             line["message"] = record.getMessage()
+        for key, value in current_log_fields().items():
+            line.setdefault(key, value)
+        for trace_id, span_id in trace_ids():
+            line.setdefault("trace_id", trace_id)
+            line.setdefault("span_id", span_id)
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and key not in line:
                 line[key] = value
@@ -50,7 +58,17 @@ class ConsoleFormatter(JsonFormatter):
         return f"{head} {rest}".rstrip() + (f"\n{error}" if error else "")
 
 
-def configure_logging(bot_name: str, level: str) -> None:
+_content_level = logging.DEBUG
+
+
+def content_level() -> int:
+    """The level for lines that carry message text or summaries: DEBUG unless LOG_CONTENT=true."""
+    return _content_level
+
+
+def configure_logging(bot_name: str, level: str, *, log_content: bool = False) -> None:
+    global _content_level
+    _content_level = logging.INFO if log_content else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     formatter = ConsoleFormatter if sys.stderr.isatty() else JsonFormatter
     handler.setFormatter(formatter(bot_name))

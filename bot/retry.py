@@ -8,6 +8,7 @@ answers, not accidents, and are returned to the caller at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -59,8 +60,17 @@ class _Wait:
         return hinted if hinted is not None else float(self._backoff(state))
 
 
+Observer = Callable[[str, str, float], None]
+"""Told (call, status, seconds) about every attempt: the metrics hook."""
+
+
 async def call_connector(
-    what: str, call: Callable[[], Awaitable[T]], *, attempts: int = 4, budget_seconds: float = 60.0
+    what: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    observe: Observer | None = None,
+    attempts: int = 4,
+    budget_seconds: float = 60.0,
 ) -> T:
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -85,5 +95,20 @@ async def call_connector(
         reraise=True,
     ):
         with attempt:
-            return await call()
+            return await _timed(what, call, observe)
     raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+async def _timed(what: str, call: Callable[[], Awaitable[T]], observe: Observer | None) -> T:
+    started = time.perf_counter()
+    status = "error"
+    try:
+        result = await call()
+        status = "2xx"
+        return result
+    except httpx.HTTPStatusError as error:
+        status = str(error.response.status_code)
+        raise
+    finally:
+        if observe is not None:
+            observe(what, status, time.perf_counter() - started)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import httpx
 from a2a.types import AgentCard
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from microsoft_teams.apps import App, FastAPIAdapter
 from microsoft_teams.common.http import ClientOptions
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from a2a_bridge.agent_card import build_agent_card
 from a2a_bridge.auth import PeerAuthMiddleware, SharedSecretSigner, SharedSecretVerifier
@@ -21,11 +22,13 @@ from a2a_bridge.executor import HandoffAgentExecutor, HandoffPolicy
 from a2a_bridge.limits import BodySizeLimit, CallerRateLimit, RateLimiter
 from a2a_bridge.peer_client import PeerDirectory
 from a2a_bridge.server import A2A_PATH, add_a2a_routes
+from a2a_bridge.telemetry import TraceContextMiddleware
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
 from bot.greeter import TeamsGreeter
 from bot.inbound import ActivityGate
 from bot.model_client import build_chat_client
+from bot.observability import BotMetrics
 from bot.prompts import Prompts
 from bot.store import Store
 from bot.teams import register_teams_handlers
@@ -42,12 +45,14 @@ class BotService:
     peers: PeerDirectory
     agent: BotAgent
     turns: TurnRunner
+    metrics: BotMetrics
 
 
 @asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
     """Build every part of one bot instance; close what needs closing on the way out."""
     prompts = Prompts.load()
+    metrics = BotMetrics()
     store = await Store.open(settings.resolved_state_url, bot_name=settings.bot_name)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
@@ -65,7 +70,9 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             retry_after=settings.peer_retry_seconds,
             call_timeout=settings.peer_timeout_seconds,
             card_verifier=_peer_card_verifier(settings),
+            metrics=metrics.a2a,
         )
+        metrics.a2a.watch_breakers(peers.breaker_states)
         agent = BotAgent(
             bot_name=settings.bot_name,
             bot_description=settings.bot_description,
@@ -73,6 +80,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             prompts=prompts,
             peers=peers,
             store=store,
+            middleware=[metrics.model_timer(settings.model_provider)],
         )
         web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
         teams = App(
@@ -84,6 +92,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             client=ClientOptions(timeout=settings.connector_timeout_seconds),
         )
         turns = TurnRunner()
+        metrics.turns_in_flight.set_function(lambda: turns.in_flight)
         register_teams_handlers(
             teams,
             bot_name=settings.bot_name,
@@ -91,6 +100,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             store=store,
             turns=turns,
             prompts=prompts,
+            observe=metrics.observe_connector,
             tenant_allowlist=settings.tenant_allowlist,
         )
         await teams.initialize()
@@ -103,9 +113,15 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
                 tenant_allowlist=tuple(settings.tenant_allowlist),
             ),
             delivery=TeamsGreeter(
-                app=teams, agent=agent, store=store, bot_name=settings.bot_name, bot_id=settings.teams_bot_id
+                app=teams,
+                agent=agent,
+                store=store,
+                bot_name=settings.bot_name,
+                bot_id=settings.teams_bot_id,
+                observe=metrics.observe_connector,
             ),
             ledger=store,
+            metrics=metrics.a2a,
         )
         card = build_agent_card(
             name=settings.bot_name,
@@ -116,7 +132,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
         if settings.agent_card_signing_key_file is not None:
             card = _signed(card, settings)
         add_a2a_routes(web.router, card=card, executor=executor)
-        # Outermost last: size cap -> activity gate -> peer auth -> per-caller rate -> routes.
+        # Added innermost first: size cap, trace context, activity gate, peer auth, rate, routes.
         web.add_middleware(
             CallerRateLimit,  # type: ignore[arg-type]
             limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
@@ -128,12 +144,15 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             path=A2A_PATH,
         )
         web.add_middleware(ActivityGate)  # type: ignore[arg-type]
+        web.add_middleware(TraceContextMiddleware, path=A2A_PATH)  # type: ignore[arg-type]
         web.add_middleware(
             BodySizeLimit,  # type: ignore[arg-type]
             max_bytes=settings.max_request_bytes,
             paths=(A2A_PATH, "/api/messages"),
         )
-        service = BotService(settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns)
+        service = BotService(
+            settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns, metrics=metrics
+        )
         _add_health_routes(service)
         try:
             yield service
@@ -171,6 +190,10 @@ def _add_health_routes(service: BotService) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "bot": service.settings.bot_name}
 
+    @web.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @web.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         store_ok = await service.store.ping()
@@ -184,6 +207,6 @@ def _add_health_routes(service: BotService) -> None:
                 if service.settings.model_provider == "offline"
                 else "configured"
             ),
-            "peers": [peer.name for peer in service.peers.available()],
+            "peers": service.peers.freshness(),
         }
         return JSONResponse(body, status_code=200 if store_ok else 503)

@@ -13,16 +13,20 @@ import httpx
 from microsoft_teams.api.activities.message import MessageActivity, MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.apps import ActivityContext, App
+from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 
+from a2a_bridge.log_context import bind_log_fields
 from bot.agent import BotAgent, TurnIdentity, clean_user_name
+from bot.logs import content_level
 from bot.prompts import Prompts
-from bot.retry import call_connector
+from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
 from bot.store import ConversationRef, Store
 from bot.turns import TurnRunner
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer("bot")
 
 MAX_USER_TEXT_CHARS = 8000
 _UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
@@ -50,17 +54,19 @@ def register_teams_handlers(
     prompts: Prompts,
     turns: TurnRunner,
     tenant_allowlist: list[str],
+    observe: Observer | None = None,
 ) -> None:
     async def say(ctx: ActivityContext[MessageActivity], text: str) -> None:
         activity = MessageActivityInput(text=speaker_line(bot_name, text))
-        await call_connector("send_reply", lambda: ctx.send(activity))
+        await call_connector("send_reply", lambda: ctx.send(activity), observe=observe)
 
     @app.on_message
     async def on_message(ctx: ActivityContext[MessageActivity]) -> None:
         activity = ctx.activity
         log = {"conversation_id": activity.conversation.id, "activity_id": activity.id}
         try:
-            await accept(ctx, log)
+            with bind_log_fields(**log):
+                await accept(ctx, log)
         except _UNREACHABLE as error:
             logger.warning(
                 "reply_failure", extra={"event": "reply_failure", "reason": type(error).__name__, **log}
@@ -89,6 +95,7 @@ def register_teams_handlers(
                 f"{MAX_USER_TEXT_CHARS}). Please shorten it.",
             )
             return
+        logger.log(content_level(), "message_received", extra={"event": "message_received", "text": text})
         if not await store.claim_activity(activity.id, identity.conversation_id):
             logger.info("activity_duplicate", extra={"event": "activity_duplicate", **log})
             return
@@ -105,6 +112,17 @@ def register_teams_handlers(
         turns.submit(identity.conversation_id, lambda: run_turn(ctx, identity, text, log))
 
     async def run_turn(
+        ctx: ActivityContext[MessageActivity], identity: TurnIdentity, text: str, log: dict[str, str]
+    ) -> None:
+        with (
+            bind_log_fields(**log),
+            tracer.start_as_current_span(
+                "teams.turn", attributes={"teams.conversation_id": identity.conversation_id}
+            ),
+        ):
+            await turn_body(ctx, identity, text, log)
+
+    async def turn_body(
         ctx: ActivityContext[MessageActivity], identity: TurnIdentity, text: str, log: dict[str, str]
     ) -> None:
         started = time.perf_counter()

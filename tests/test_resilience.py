@@ -9,13 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import make_url
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
 from tests.harness import message_activity, started_bot, user_says
@@ -23,6 +26,7 @@ from tests.processes import BotProcess, free_port, process_env
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, garbage, held_until, last_message, say, tool_then_say
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
+from tests.test_store import postgres_url
 
 VPN = "My VPN keeps disconnecting"
 
@@ -370,7 +374,7 @@ async def test_an_unreachable_database_at_start_stops_start_up(tmp_path: Path) -
     )
 
 
-async def test_a_store_broken_mid_run_fails_the_turn_visibly_and_the_bot_stays_up(
+async def test_a_database_gone_mid_run_fails_the_turn_visibly_and_the_bot_stays_up(
     http: httpx.AsyncClient,
     connector: StandInConnector,
     llm: StandInOpenAI,
@@ -379,22 +383,39 @@ async def test_a_store_broken_mid_run_fails_the_turn_visibly_and_the_bot_stays_u
     state_dir: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    base = make_url(postgres_url())
+    database = f"gone_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(host=base.host, port=base.port, user=base.username, database=base.database)
+    await admin.execute(f'CREATE DATABASE "{database}"')
     llm.script("alice-model", echo)
-    async with started_bot(
-        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
-    ) as alice:
-        await user_says(
-            http, connector, alice.url, "hello", conversation_id="a:dana", service_url=service_url
-        )
-        database = state_dir / "alice.db"
-        database.write_bytes(b"this is no longer a database" * 512)
-        [reply] = await user_says(
-            http, connector, alice.url, "are you there?", conversation_id="a:dana", service_url=service_url
-        )
-        assert reply.text.startswith("**Alice:** Sorry, something went wrong on my side")
-        assert (await http.get(f"{alice.url}/healthz")).status_code == 200
-        ready = await http.get(f"{alice.url}/readyz")
-        assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
+    try:
+        async with started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            state_url=base.set(database=database).render_as_string(hide_password=False),
+            **llm_settings,
+        ) as alice:
+            await user_says(
+                http, connector, alice.url, "hello", conversation_id="a:dana", service_url=service_url
+            )
+            await admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+            [reply] = await user_says(
+                http,
+                connector,
+                alice.url,
+                "are you there?",
+                conversation_id="a:dana",
+                service_url=service_url,
+            )
+            assert reply.text.startswith("**Alice:** Sorry, something went wrong on my side")
+            assert (await http.get(f"{alice.url}/healthz")).status_code == 200
+            ready = await http.get(f"{alice.url}/readyz")
+            assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
     assert any(getattr(r, "event", "") == "store_failure" for r in caplog.records)
 
 
