@@ -27,7 +27,9 @@ FUZZ_COUNTS: dict[str, int] = {}
 def reserve_socket() -> socket.socket:
     """A listening socket on a free loopback port: connections queue until the server accepts,
     so a test can talk to a server the moment it is handed over, with no polling."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only for such sockets,
+    # and without it every keep-alive response waits out a 40 ms delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class StandInConnector:
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
+        self.listeners: list[Callable[[ConnectorCall], None]] = []
         self.app = FastAPI()
         self.app.add_api_route("/{prefix:path}/v3/conversations", self._create, methods=["POST"])
         self.app.add_api_route(
@@ -71,10 +73,12 @@ class StandInConnector:
         async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: predicate(self))
 
-    async def _record(self, call: ConnectorCall) -> JSONResponse | None:
-        self.calls.append(call)  # the caller may set returned_id on it before notifying waiters
+    async def _record(self, call: ConnectorCall) -> None:
+        self.calls.append(call)
         async with self._changed:
             self._changed.notify_all()
+
+    def _failure_for(self, call: ConnectorCall) -> JSONResponse | None:
         for failure in self._failures:
             if failure.kind == call.kind and failure.times > 0:
                 failure.times -= 1
@@ -87,21 +91,27 @@ class StandInConnector:
 
     async def _create(self, prefix: str, request: Request) -> JSONResponse:
         body = await request.json()
-        failure = await self._record(
-            ConnectorCall("create_conversation", prefix, None, body, request.headers.get("authorization"))
-        )
+        call = ConnectorCall("create_conversation", prefix, None, body, request.headers.get("authorization"))
+        if (failure := self._failure_for(call)) is None:
+            call.returned_id = f"a:standin-{next(self._ids)}"
+        await self._record(call)
         if failure is not None:
             return failure
-        self.calls[-1].returned_id = f"a:standin-{next(self._ids)}"
-        return JSONResponse({"id": self.calls[-1].returned_id}, status_code=201)
+        self._tell(call)
+        return JSONResponse({"id": call.returned_id}, status_code=201)
 
     async def _send(self, prefix: str, conversation_id: str, request: Request) -> JSONResponse:
         body = await request.json()
-        failure = await self._record(
-            ConnectorCall(
-                "send_activity", prefix, conversation_id, body, request.headers.get("authorization")
-            )
+        call = ConnectorCall(
+            "send_activity", prefix, conversation_id, body, request.headers.get("authorization")
         )
+        failure = self._failure_for(call)
+        await self._record(call)
         if failure is not None:
             return failure
+        self._tell(call)
         return JSONResponse({"id": f"activity-{next(self._ids)}"}, status_code=201)
+
+    def _tell(self, call: ConnectorCall) -> None:
+        for listener in self.listeners:
+            listener(call)
