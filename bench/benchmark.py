@@ -217,7 +217,7 @@ def table(result: dict[str, Any]) -> str:
         ),
     ]
     widths = [
-        max(len(row[i]) for row in rows + [("measure", "result", "ratio / check", "target")])
+        max(len(row[i]) for row in [*rows, ("measure", "result", "ratio / check", "target")])
         for i in range(4)
     ]
     lines = [
