@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
 import signal
 import sys
 from collections.abc import Iterator
 
 import uvicorn
+import uvloop
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
@@ -33,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.bot_name, settings.log_level, log_content=settings.log_content)
     try:
-        asyncio.run(serve(settings))
+        # uvloop: the same asyncio API on libuv, markedly faster for a server that is mostly HTTP.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
     except (ConfigError, PromptError, StoreError) as error:
         print(f"start-up error: {error}", file=sys.stderr)
         return 2
@@ -77,10 +82,19 @@ async def _serve(settings: Settings) -> None:
         )
         server = _GracefulServer(config)
         peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
+        _return_startup_memory()
         try:
             await server.serve()
         finally:
             peers_refresh.cancel()
+
+
+def _return_startup_memory() -> None:
+    """Importing the SDKs leaves a lot of freed temporary objects behind; give those pages back
+    to the OS so an idle bot's resident size reflects what it really holds."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class _GracefulServer(uvicorn.Server):

@@ -7,11 +7,20 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_framework import Agent, AgentSession, FunctionTool, Message, SupportsChatGetResponse
+from agent_framework import (
+    Agent,
+    AgentSession,
+    FunctionInvocationContext,
+    FunctionTool,
+    Message,
+    MiddlewareTermination,
+    SupportsChatGetResponse,
+    function_middleware,
+)
 
 from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome
 from a2a_bridge.peer_client import PeerDirectory
@@ -28,6 +37,17 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 def clean_user_name(name: str | None) -> str:
     return _CONTROL_CHARS.sub(" ", name or "").strip()[:100]
+
+
+@function_middleware
+async def _end_turn_after_handoff(
+    context: FunctionInvocationContext, call_next: Callable[[], Awaitable[None]]
+) -> None:
+    """After a handoff the user is told the outcome verbatim (a template, not model text), so the
+    model's next word would be wasted: end the tool loop there and save a model call."""
+    await call_next()
+    if context.function.name == HANDOFF_TOOL_NAME:
+        raise MiddlewareTermination("handoff done", result=context.result)
 
 
 @dataclass(frozen=True)
@@ -68,7 +88,7 @@ class BotAgent:
             client=client,
             name=bot_name,
             context_providers=[StoreHistoryProvider(store)],
-            middleware=list(middleware),
+            middleware=[*middleware, _end_turn_after_handoff],
         )
 
     async def run_user_turn(self, identity: TurnIdentity, text: str) -> TurnResult:

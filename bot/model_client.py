@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent_framework import SupportsChatGetResponse
-from agent_framework.openai import OpenAIChatCompletionClient
-from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from a2a_bridge.peer_client import PeerProfile
 from bot.config import Settings
@@ -17,6 +15,14 @@ _UNUSED_API_KEY = "not-needed"
 
 
 def build_chat_client(settings: Settings, peers: Callable[[], list[PeerProfile]]) -> SupportsChatGetResponse:
+    if settings.model_provider == "offline":
+        return OfflineChatClient(
+            bot_name=settings.bot_name, bot_description=settings.bot_description, peers=peers
+        )
+    # Imported here: the OpenAI SDK costs ~14 MB resident, which an offline bot does not need.
+    from agent_framework.openai import OpenAIChatCompletionClient
+    from openai import AsyncAzureOpenAI, AsyncOpenAI
+
     if settings.model_provider == "azure":
         assert settings.azure_openai_api_key is not None and settings.azure_openai_endpoint is not None
         azure = AsyncAzureOpenAI(
@@ -27,15 +33,8 @@ def build_chat_client(settings: Settings, peers: Callable[[], list[PeerProfile]]
             max_retries=2,
         )
         return OpenAIChatCompletionClient(model=settings.azure_openai_model, async_client=azure)
-    if settings.model_provider == "openai":
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _UNUSED_API_KEY
-        openai = AsyncOpenAI(
-            api_key=key,
-            base_url=settings.openai_base_url,
-            timeout=settings.model_timeout_seconds,
-            max_retries=2,
-        )
-        return OpenAIChatCompletionClient(model=settings.openai_model, async_client=openai)
-    return OfflineChatClient(
-        bot_name=settings.bot_name, bot_description=settings.bot_description, peers=peers
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _UNUSED_API_KEY
+    openai = AsyncOpenAI(
+        api_key=key, base_url=settings.openai_base_url, timeout=settings.model_timeout_seconds, max_retries=2
     )
+    return OpenAIChatCompletionClient(model=settings.openai_model, async_client=openai)

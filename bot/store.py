@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,13 +37,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+REF_CACHE_SECONDS = 600.0
+REF_CACHE_SIZE = 10_000
 PENDING = "pending"
 
 metadata = MetaData()
@@ -117,6 +120,7 @@ class Store:
         self._engine = engine
         self._bot_name = bot_name
         self._handoff_lease = handoff_lease
+        self._refs: OrderedDict[str, tuple[ConversationRef, float]] = OrderedDict()
 
     @classmethod
     async def open(cls, url: str, *, bot_name: str) -> Store:
@@ -129,11 +133,15 @@ class Store:
                 raise StoreError(
                     f"STATE_URL: cannot create the folder for {safe_url}: {error.strerror}"
                 ) from None
+        sqlite = parsed.drivername.startswith("sqlite")
+        # SQLite has one writer at a time: one connection queues writes in order instead of letting
+        # several connections spin on the file lock (which dominated latency under load).
+        pooling = {"pool_size": 1, "max_overflow": 0} if sqlite else {"pool_pre_ping": True}
         try:
-            engine = create_async_engine(url, pool_pre_ping=not parsed.drivername.startswith("sqlite"))
+            engine = create_async_engine(url, **pooling)
         except (SQLAlchemyError, ImportError, ValueError) as error:
             raise StoreError(f"STATE_URL: cannot use {safe_url}: {type(error).__name__}") from None
-        if parsed.drivername.startswith("sqlite"):
+        if sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine, bot_name=bot_name)
         try:
@@ -201,6 +209,13 @@ class Store:
     # Conversation references --------------------------------------------------------------------
 
     async def save_conversation_ref(self, ref: ConversationRef) -> None:
+        if self._ref_known(ref):
+            return
+        async with self._engine.begin() as connection:
+            await self._upsert_ref(connection, ref)
+        self._remember_ref(ref)
+
+    async def _upsert_ref(self, connection: AsyncConnection, ref: ConversationRef) -> None:
         values = {
             "service_url": ref.service_url,
             "tenant_id": ref.tenant_id,
@@ -208,20 +223,31 @@ class Store:
             "user_name": ref.user_name,
             "updated_at": _now(),
         }
-        async with self._engine.begin() as connection:
-            updated = await connection.execute(
-                conversation_refs.update()
-                .where(conversation_refs.c.conversation_id == ref.conversation_id)
-                .values(**values)
-            )
-            if updated.rowcount == 0:
-                try:
-                    async with connection.begin_nested():
-                        await connection.execute(
-                            conversation_refs.insert().values(conversation_id=ref.conversation_id, **values)
-                        )
-                except IntegrityError:
-                    pass  # another replica saved it at the same moment; either copy is right
+        updated = await connection.execute(
+            conversation_refs.update()
+            .where(conversation_refs.c.conversation_id == ref.conversation_id)
+            .values(**values)
+        )
+        if updated.rowcount == 0:
+            try:
+                async with connection.begin_nested():
+                    await connection.execute(
+                        conversation_refs.insert().values(conversation_id=ref.conversation_id, **values)
+                    )
+            except IntegrityError:
+                pass  # another replica saved it at the same moment; either copy is right
+
+    def _ref_known(self, ref: ConversationRef) -> bool:
+        """A user's reference rarely changes; re-writing it on every message was a third of the
+        store's work. An entry is trusted for ``REF_CACHE_SECONDS`` so other replicas' writes win soon."""
+        known = self._refs.get(ref.conversation_id)
+        return known is not None and known[0] == ref and time.monotonic() - known[1] < REF_CACHE_SECONDS
+
+    def _remember_ref(self, ref: ConversationRef) -> None:
+        self._refs[ref.conversation_id] = (ref, time.monotonic())
+        self._refs.move_to_end(ref.conversation_id)
+        while len(self._refs) > REF_CACHE_SIZE:
+            self._refs.popitem(last=False)
 
     async def find_conversation_ref(self, conversation_id: str) -> ConversationRef | None:
         async with self._engine.connect() as connection:
@@ -244,6 +270,15 @@ class Store:
 
     async def claim_activity(self, activity_id: str, conversation_id: str) -> bool:
         """True for the first delivery of an activity id; False for a redelivery."""
+        return await self.accept_activity(activity_id, conversation_id, None)
+
+    async def accept_activity(
+        self, activity_id: str, conversation_id: str, ref: ConversationRef | None
+    ) -> bool:
+        """Claim an activity and remember where its user is, in one transaction.
+
+        False for a redelivery of an activity already accepted (nothing is written then)."""
+        write_ref = ref is not None and not self._ref_known(ref)
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
@@ -253,9 +288,13 @@ class Store:
                         created_at=_now(),
                     )
                 )
-            return True
+                if write_ref and ref is not None:
+                    await self._upsert_ref(connection, ref)
         except IntegrityError:
             return False
+        if write_ref and ref is not None:
+            self._remember_ref(ref)
+        return True
 
     # Handoff ledger (a2a_bridge.executor.HandoffLedger) -----------------------------------------
 

@@ -96,18 +96,16 @@ def register_teams_handlers(
             )
             return
         logger.log(content_level(), "message_received", extra={"event": "message_received", "text": text})
-        if not await store.claim_activity(activity.id, identity.conversation_id):
+        ref = ConversationRef(
+            conversation_id=identity.conversation_id,
+            service_url=identity.service_url,
+            tenant_id=identity.tenant_id,
+            aad_object_id=identity.aad_object_id,
+            user_name=identity.user_name,
+        )
+        if not await store.accept_activity(activity.id, identity.conversation_id, ref):
             logger.info("activity_duplicate", extra={"event": "activity_duplicate", **log})
             return
-        await store.save_conversation_ref(
-            ConversationRef(
-                conversation_id=identity.conversation_id,
-                service_url=identity.service_url,
-                tenant_id=identity.tenant_id,
-                aad_object_id=identity.aad_object_id,
-                user_name=identity.user_name,
-            )
-        )
         await _try(ctx.send(TypingActivityInput()), log)
         turns.submit(identity.conversation_id, lambda: run_turn(ctx, identity, text, log))
 
