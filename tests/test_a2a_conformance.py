@@ -1,0 +1,90 @@
+"""The A2A endpoint behaves as a well-formed A2A 1.0 agent for what its card declares (and refuses
+what it does not declare with the spec's error codes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import BOB_DESCRIPTION
+from tests.harness import RunningBot, started_bot
+from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
+
+TASK_NOT_FOUND = -32001
+PUSH_NOT_SUPPORTED = -32003
+UNSUPPORTED_OPERATION = -32004
+VERSION_NOT_SUPPORTED = -32009
+
+
+@pytest.fixture
+async def bob(state_dir: Path) -> Any:
+    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as running:
+        yield running
+
+
+def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": "c-1", "method": method, "params": params}
+
+
+async def test_card_is_served_at_the_root_with_cache_control_and_an_etag(
+    http: httpx.AsyncClient, bob: RunningBot
+) -> None:
+    response = await http.get(f"{bob.url}/.well-known/agent-card.json")
+    assert response.headers["cache-control"] == "public, max-age=300"
+    again = await http.get(
+        f"{bob.url}/.well-known/agent-card.json", headers={"If-None-Match": response.headers["etag"]}
+    )
+    assert again.status_code == 304
+    card = response.json()
+    assert card["capabilities"] == {"streaming": False, "pushNotifications": False}
+    assert {i["protocolVersion"] for i in card["supportedInterfaces"]} == {"1.0", "0.3"}
+    assert card["supportedInterfaces"][0]["url"] == f"{bob.url}/a2a"
+
+
+async def test_send_message_round_trip_returns_a_message(
+    http: httpx.AsyncClient, bob: RunningBot, service_url: str
+) -> None:
+    response = await http.post(
+        f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": handoff(service_url)})
+    )
+    body = response.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] == 7
+    assert body["result"]["message"]["role"] == "ROLE_AGENT"
+    assert outcome_of(response)["status"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "code"),
+    [
+        (
+            "SendStreamingMessage",
+            {"message": {"role": "ROLE_USER", "messageId": "m", "parts": [{"text": "x"}]}},
+            UNSUPPORTED_OPERATION,
+        ),
+        ("SubscribeToTask", {"id": "no-such-task"}, UNSUPPORTED_OPERATION),
+        ("GetTask", {"id": "no-such-task"}, TASK_NOT_FOUND),
+        ("CancelTask", {"id": "no-such-task"}, TASK_NOT_FOUND),
+        (
+            "CreateTaskPushNotificationConfig",
+            {"taskId": "t", "url": "https://example.com/hook"},
+            PUSH_NOT_SUPPORTED,
+        ),
+    ],
+)
+async def test_undeclared_operations_get_the_specs_error_codes(
+    http: httpx.AsyncClient, bob: RunningBot, method: str, params: dict[str, Any], code: int
+) -> None:
+    response = await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS, json=rpc(method, params))
+    assert response.json()["error"]["code"] == code, response.text
+
+
+async def test_a_request_for_an_unknown_protocol_version_is_refused(
+    http: httpx.AsyncClient, bob: RunningBot, service_url: str
+) -> None:
+    response = await http.post(
+        f"{bob.url}/a2a", json=send_message({"data": handoff(service_url)}), headers={"A2A-Version": "9.9"}
+    )
+    assert response.json()["error"]["code"] == VERSION_NOT_SUPPORTED
