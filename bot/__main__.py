@@ -11,29 +11,52 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 import uvloop
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
+from bot.manifest import ManifestError, write_package
 from bot.observability import configure_tracing
 from bot.prompts import PromptError
 from bot.service import running_bot
 from bot.store import StoreError
 
 logger = logging.getLogger("bot")
+PACKAGE_DIR = Path(__file__).resolve().parent.parent / "manifests" / "build"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run one Teams handoff bot.")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "manifest", "doctor"],
+        help="serve (default): run the bot; manifest: write its Teams app package; doctor: check its setup",
+    )
     parser.add_argument("--env-file", help="env file that defines this instance (its values win over ./.env)")
+    parser.add_argument("--out", type=Path, default=PACKAGE_DIR, help="manifest: where to write <bot>.zip")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.env_file)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    if args.command == "manifest":
+        try:
+            package = write_package(settings, args.out)
+        except ManifestError as error:
+            print(f"manifest error: {error}", file=sys.stderr)
+            return 2
+        print(package)
+        return 0
+    if args.command == "doctor":
+        from bot.doctor import run_doctor
+
+        return asyncio.run(run_doctor(settings, env_file=args.env_file))
     configure_logging(settings.bot_name, settings.log_level, log_content=settings.log_content)
     try:
         # uvloop: the same asyncio API on libuv, markedly faster for a server that is mostly HTTP.

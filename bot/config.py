@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     connector_timeout_seconds: float = Field(default=15.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
 
+    # Teams app package (python -m bot manifest)
+    manifest_developer_name: str = "Teams handoff bots"
+    manifest_developer_url: str | None = None
+
     # State and operations
     state_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -34,6 +34,9 @@ VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 PLAYGROUND_PACKAGE = "@microsoft/m365agentsplayground"
 PLAYGROUND_VERSION = "0.2.28"
+# The official Teams app manifest JSON schemas, for validating generated packages offline.
+MANIFEST_SCHEMA_PACKAGE = "@microsoft/app-manifest"
+MANIFEST_SCHEMA_VERSION = "1.1.2"
 PLAYGROUND_DIR = RUN_DIR / "playground"
 PLAYGROUND_CLI = PLAYGROUND_DIR / "node_modules" / "@microsoft" / "m365agentsplayground" / "cli.js"
 STATE_FILE = RUN_DIR / "stack.json"
@@ -123,9 +126,17 @@ def ensure_python_environment() -> None:
     stamp.write_text(wanted)
 
 
+def _installed_version(package: str) -> str | None:
+    manifest = PLAYGROUND_DIR / "node_modules" / package / "package.json"
+    return json.loads(manifest.read_text()).get("version") if manifest.exists() else None
+
+
 def ensure_playground() -> None:
-    installed = PLAYGROUND_DIR / "node_modules" / "@microsoft" / "m365agentsplayground" / "package.json"
-    if installed.exists() and json.loads(installed.read_text()).get("version") == PLAYGROUND_VERSION:
+    """The Agents Playground and the Teams manifest schemas, pinned, into .run/playground."""
+    if (
+        _installed_version(PLAYGROUND_PACKAGE) == PLAYGROUND_VERSION
+        and _installed_version(MANIFEST_SCHEMA_PACKAGE) == MANIFEST_SCHEMA_VERSION
+    ):
         return
     say(f"installing the Agents Playground ({PLAYGROUND_PACKAGE}@{PLAYGROUND_VERSION}) into .run/playground")
     PLAYGROUND_DIR.mkdir(parents=True, exist_ok=True)
@@ -139,6 +150,7 @@ def ensure_playground() -> None:
             "--prefix",
             str(PLAYGROUND_DIR),
             f"{PLAYGROUND_PACKAGE}@{PLAYGROUND_VERSION}",
+            f"{MANIFEST_SCHEMA_PACKAGE}@{MANIFEST_SCHEMA_VERSION}",
         ],
         check=True,
     )
