@@ -20,6 +20,7 @@ from a2a.types import (
 
 CARD_VERSION = "1.0.0"
 HANDOFF_SKILL_ID = "handoff"
+CONSULT_SKILL_ID = "consult"
 BEARER_SCHEME_NAME = "peerBearer"
 DATA_MEDIA_TYPE = "application/json"
 TEXT_MEDIA_TYPE = "text/plain"
@@ -35,7 +36,7 @@ def build_agent_card(*, name: str, description: str, a2a_url: str, requires_bear
             AgentInterface(protocol_binding="JSONRPC", protocol_version="0.3", url=a2a_url),
         ],
         capabilities=AgentCapabilities(streaming=False, push_notifications=False),
-        default_input_modes=[DATA_MEDIA_TYPE],
+        default_input_modes=[DATA_MEDIA_TYPE, TEXT_MEDIA_TYPE],
         default_output_modes=[DATA_MEDIA_TYPE, TEXT_MEDIA_TYPE],
         skills=[
             AgentSkill(
@@ -49,7 +50,18 @@ def build_agent_card(*, name: str, description: str, a2a_url: str, requires_bear
                 examples=[],
                 input_modes=[DATA_MEDIA_TYPE],
                 output_modes=[DATA_MEDIA_TYPE],
-            )
+            ),
+            AgentSkill(
+                id=CONSULT_SKILL_ID,
+                name="Consult",
+                description=(
+                    f"Answers a peer bot's question in one message; the user stays put. {description}"
+                ),
+                tags=["consult", "question"],
+                examples=[],
+                input_modes=[TEXT_MEDIA_TYPE],
+                output_modes=[TEXT_MEDIA_TYPE],
+            ),
         ],
     )
     if requires_bearer_token:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from a2a.helpers import get_data_parts, new_data_part, new_text_part
+from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.types import Message, Role
@@ -87,6 +87,38 @@ class HandoffPolicy:
         return None
 
 
+@dataclass(frozen=True)
+class Question:
+    """A plain-text A2A message: a peer consulting this bot, no Teams involved."""
+
+    text: str
+
+
+MAX_QUESTION_CHARS = 4000
+
+
+class PeerConsultant(Protocol):
+    """What the bot does for a question from a peer: answer it with its agent, once."""
+
+    async def answer(self, question: str, *, asker: str | None) -> str: ...
+
+
+def request_from_message(message: Message | None) -> HandoffMessage | Question:
+    """What a message asks for: a handoff (one data part of kind 'handoff') or a question (text
+    parts only). Anything else is -32602 naming what is wrong (never echoing values)."""
+    parts = list(message.parts) if message is not None else []
+    payloads = get_data_parts(parts)
+    texts = [text for text in get_text_parts(parts) if text.strip()]
+    if not payloads and texts and len(texts) == len(parts):
+        question = "\n".join(texts).strip()
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidParamsError(
+                message=f"invalid question: text longer than {MAX_QUESTION_CHARS} characters"
+            )
+        return Question(question)
+    return handoff_from_message(message)
+
+
 def handoff_from_message(message: Message | None) -> HandoffMessage:
     """The handoff a message carries, or -32602 naming what is wrong (never echoing values)."""
     parts = list(message.parts) if message is not None else []
@@ -95,7 +127,8 @@ def handoff_from_message(message: Message | None) -> HandoffMessage:
     if len(handoffs) != 1:
         logger.warning("handoff_invalid", extra={"event": "handoff_invalid", "reason": "no handoff part"})
         raise InvalidParamsError(
-            message="invalid handoff: message: expected exactly one data part with kind 'handoff'"
+            message="invalid request: message: expected exactly one data part with kind 'handoff', "
+            "or a plain-text question"
         )
     try:
         return HandoffMessage.from_wire(handoffs[0])
@@ -112,8 +145,10 @@ class HandoffAgentExecutor(AgentExecutor):
         policy: HandoffPolicy,
         delivery: GreetingDelivery,
         ledger: HandoffLedger,
+        consultant: PeerConsultant | None = None,
         metrics: A2AMetrics | None = None,
     ) -> None:
+        self._consultant = consultant
         self._metrics = metrics
         self._policy = policy
         self._delivery = delivery
@@ -121,7 +156,11 @@ class HandoffAgentExecutor(AgentExecutor):
         self._in_flight: dict[str, asyncio.Future[HandoffOutcome]] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        handoff = handoff_from_message(context.message)
+        request = request_from_message(context.message)
+        if isinstance(request, Question):
+            await self._consult(request, context, event_queue)
+            return
+        handoff = request
         with (
             bind_log_fields(
                 handoff_id=handoff.handoff_id,
@@ -151,6 +190,27 @@ class HandoffAgentExecutor(AgentExecutor):
             raise InvalidParamsError(message="invalid handoff: from: does not match the authenticated caller")
         outcome = await self._outcome_once(handoff)
         await event_queue.enqueue_event(_outcome_message(outcome, context))
+
+    async def _consult(self, question: Question, context: RequestContext, event_queue: EventQueue) -> None:
+        if self._consultant is None:
+            raise UnsupportedOperationError(message="this agent does not answer questions")
+        caller = context.call_context.user
+        asker = caller.user_name if caller.is_authenticated else None
+        with tracer.start_as_current_span("consultation.answer"):
+            logger.info("consultation_received", extra={"event": "consultation_received", "asker": asker})
+            try:
+                answer = await self._consultant.answer(question.text, asker=asker)
+            except Exception:
+                logger.exception("consultation_failure", extra={"event": "consultation_failure"})
+                answer = f"{self._policy.receiver_name} could not answer just now; please try again later."
+        await event_queue.enqueue_event(
+            Message(
+                role=Role.ROLE_AGENT,
+                message_id=str(uuid.uuid4()),
+                context_id=context.context_id or "",
+                parts=[new_text_part(answer)],
+            )
+        )
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         raise UnsupportedOperationError(message="a handoff cannot be cancelled")

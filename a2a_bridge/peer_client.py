@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import httpx
 from a2a.client import A2ACardResolver, A2AClientError, A2AClientTimeoutError, Client, ClientConfig
 from a2a.client import create_client as create_a2a_client
 from a2a.client.interceptors import ClientCallInterceptor
-from a2a.helpers import get_data_parts, new_data_part
+from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
 from a2a.types import AgentCard, Message, Role, SendMessageRequest, StreamResponse
 from a2a.utils.errors import A2AError
 from a2a.utils.signing import SignatureVerificationError
@@ -47,6 +48,12 @@ class PeerProfile:
     description: str
     skills: tuple[tuple[str, str], ...]
     base_url: str
+
+
+@dataclass(frozen=True)
+class PeerAnswer:
+    ok: bool
+    text: str
 
 
 @dataclass
@@ -144,6 +151,38 @@ class PeerDirectory:
             }
             for peer in self._peers
         ]
+
+    async def ask(self, peer_name: str, question: str) -> PeerAnswer:
+        """Consult a peer: a plain-text A2A message, answered by the peer's agent. Never raises."""
+        peer = self._by_name(peer_name)
+        if peer is None or peer.client is None or not peer.breaker.allow():
+            return PeerAnswer(ok=False, text=f"{peer_name} is not reachable right now.")
+        request = SendMessageRequest(
+            message=Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, parts=[new_text_part(question)])
+        )
+        with tracer.start_as_current_span(
+            "a2a.ask_peer", kind=trace.SpanKind.CLIENT, attributes={"a2a.peer": peer_name}
+        ):
+            try:
+                async with asyncio.timeout(self._call_timeout):
+                    response = await self._send_with_retries(
+                        peer.client, request, {"peer": peer_name}, attempts=self._attempts
+                    )
+            except (TimeoutError, A2AError) as error:
+                if not isinstance(error, A2AError) or isinstance(error, A2AClientError):
+                    peer.breaker.record_failure()
+                    peer.stale = True
+                logger.warning(
+                    "a2a_ask_failure",
+                    extra={"event": "a2a_ask_failure", "peer": peer_name, "reason": type(error).__name__},
+                )
+                return PeerAnswer(ok=False, text=f"{peer_name} could not be asked just now.")
+        peer.breaker.record_success()
+        message = response.message if response is not None and response.HasField("message") else None
+        answer = " ".join(get_text_parts(list(message.parts))).strip() if message is not None else ""
+        if not answer:
+            return PeerAnswer(ok=False, text=f"{peer_name} gave no answer.")
+        return PeerAnswer(ok=True, text=answer)
 
     async def send_handoff(self, peer_name: str, handoff: HandoffMessage) -> HandoffOutcome:
         watch = Stopwatch()

@@ -15,7 +15,7 @@ from a2a.types import AgentCard, Message, SendMessageRequest, Task
 from starlette.requests import Request
 from starlette.routing import Router
 
-from a2a_bridge.executor import handoff_from_message
+from a2a_bridge.executor import request_from_message
 
 A2A_PATH = "/a2a"
 CARD_CACHE_CONTROL = "public, max-age=300"
@@ -38,11 +38,11 @@ class CredentialFreeContextBuilder(DefaultServerCallContextBuilder):
 
 
 class HandoffRequestHandler(DefaultRequestHandler):
-    """Refuses a message that is not a valid handoff before any task exists for it, so a bad request
-    is a plain -32602 answer rather than a failed task and an executor stack trace."""
+    """Refuses a message that is neither a valid handoff nor a question before any task exists for
+    it, so a bad request is a plain -32602 answer rather than a failed task and an executor trace."""
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
-        handoff_from_message(params.message)
+        request_from_message(params.message)
         return await super().on_message_send(params, context)
 
 

@@ -26,7 +26,7 @@ from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome
 from a2a_bridge.peer_client import PeerDirectory
 from bot.history import StoreHistoryProvider
 from bot.logs import content_level
-from bot.offline_model import HANDOFF_CONTEXT_KEY, HANDOFF_TOOL_NAME
+from bot.offline_model import ASK_TOOL_NAME, CONSULT_CONTEXT_KEY, HANDOFF_CONTEXT_KEY, HANDOFF_TOOL_NAME
 from bot.prompts import Prompts
 from bot.store import Store
 
@@ -96,7 +96,10 @@ class BotAgent:
         peers = self._peers.available()
         handoffs: list[HandoffOutcome] = []
         can_hand_off = bool(peers and identity.aad_object_id and identity.tenant_id and identity.service_url)
-        tools = [self._handoff_tool(identity, [p.name for p in peers], handoffs)] if can_hand_off else []
+        names = [p.name for p in peers]
+        tools = [self._ask_tool(names)] if peers else []
+        if can_hand_off:
+            tools.append(self._handoff_tool(identity, names, handoffs))
         response = await self._agent.run(
             Message("user", [text]),
             session=AgentSession(session_id=identity.conversation_id),
@@ -108,6 +111,16 @@ class BotAgent:
         return TurnResult(
             reply=response.text.strip() or self._prompts.render("turn_failed", bot_name=self._bot_name)
         )
+
+    async def answer(self, question: str, *, asker: str | None) -> str:
+        """A peer's question (a2a_bridge.executor.PeerConsultant): one run, no tools, no history kept."""
+        prompt = self._prompts.render("consult_turn", asker=asker or "A colleague", question=question)
+        response = await self._agent.run(
+            Message("user", [prompt], additional_properties={CONSULT_CONTEXT_KEY: {"asker": asker or ""}}),
+            session=AgentSession(),
+            options={"instructions": self._instructions([])},
+        )
+        return response.text.strip()
 
     async def run_greeting_turn(self, conversation_id: str, handoff: HandoffMessage) -> str:
         """The handoff's first turn: part of the new conversation's history, and it cannot hand off."""
@@ -138,6 +151,29 @@ class BotAgent:
             bot_name=self._bot_name,
             peer=outcome.peer,
             reason=outcome.reason or "no reason was given.",
+        )
+
+    def _ask_tool(self, peer_names: list[str]) -> FunctionTool:
+        async def ask_peer(peer: str, question: str) -> str:
+            logger.info("ask_peer", extra={"event": "ask_peer", "peer": peer})
+            answer = await self._peers.ask(peer, question.strip()[:4000])
+            if answer.ok:
+                return f"{peer} answered: {answer.text}"
+            return f"Could not ask {peer}: {answer.text}"
+
+        return FunctionTool(
+            name=ASK_TOOL_NAME,
+            description=self._prompts.render("ask_tool"),
+            func=ask_peer,
+            input_model={
+                "type": "object",
+                "properties": {
+                    "peer": {"type": "string", "enum": peer_names, "description": "The colleague to ask."},
+                    "question": {"type": "string", "description": "The question, self-contained."},
+                },
+                "required": ["peer", "question"],
+                "additionalProperties": False,
+            },
         )
 
     def _handoff_tool(

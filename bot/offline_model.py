@@ -30,6 +30,8 @@ from a2a_bridge.peer_client import PeerProfile
 OFFLINE_LABEL = "[offline model]"
 HANDOFF_CONTEXT_KEY = "handoff_context"
 HANDOFF_TOOL_NAME = "handoff_to_peer"
+ASK_TOOL_NAME = "ask_peer"
+CONSULT_CONTEXT_KEY = "consult_context"
 
 _STOPWORDS_TEXT = """
 a about after again all also am an and any are as at be been but by can could do does for from
@@ -77,6 +79,11 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
             reply = self._relay_tool_result(last)
         elif HANDOFF_CONTEXT_KEY in last.additional_properties:
             reply = self._greeting(last.additional_properties[HANDOFF_CONTEXT_KEY])
+        elif CONSULT_CONTEXT_KEY in last.additional_properties:
+            reply = _text(
+                f"{OFFLINE_LABEL} {self._bot_name} here ({self._bot_description}). I run on the built-in "
+                "offline model, so I cannot give a real answer to that yet."
+            )
         else:
             reply = self._route_or_answer(last.text, messages, options)
         return ChatResponse(messages=[reply], response_id=f"offline-{uuid.uuid4().hex[:12]}")
@@ -95,7 +102,16 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
         )
 
     def _route_or_answer(self, text: str, history: Sequence[Message], options: Mapping[str, Any]) -> Message:
-        offered = _offered_peers(options)
+        askable = _offered_peers(options, ASK_TOOL_NAME)
+        named = [peer for peer in askable if re.search(rf"\bask {re.escape(peer.lower())}\b", text.lower())]
+        if named:
+            call = Content.from_function_call(
+                call_id=f"call_{uuid.uuid4().hex[:12]}",
+                name=ASK_TOOL_NAME,
+                arguments=json.dumps({"peer": named[0], "question": text.strip()}),
+            )
+            return Message("assistant", [call])
+        offered = _offered_peers(options, HANDOFF_TOOL_NAME)
         asked = keywords(text)
         own_score = len(asked & self._own_keywords)
         best: tuple[int, str] | None = None
@@ -139,9 +155,9 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
         )
 
 
-def _offered_peers(options: Mapping[str, Any]) -> set[str]:
+def _offered_peers(options: Mapping[str, Any], tool_name: str) -> set[str]:
     for tool in options.get("tools") or []:
-        if getattr(tool, "name", None) == HANDOFF_TOOL_NAME:
+        if getattr(tool, "name", None) == tool_name:
             schema = tool.parameters()
             return set(schema.get("properties", {}).get("peer", {}).get("enum", []))
     return set()

@@ -21,6 +21,8 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "peers_unavailable": frozenset(),
     "greeting_turn": frozenset({"bot_name", "from_bot", "user_name", "summary"}),
     "handoff_tool": frozenset(),
+    "ask_tool": frozenset(),
+    "consult_turn": frozenset({"asker", "question"}),
     "notice_delivered": frozenset({"bot_name", "peer"}),
     "notice_failed": frozenset({"bot_name", "peer", "reason"}),
     "turn_failed": frozenset({"bot_name"}),

@@ -121,6 +121,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
                 observe=metrics.observe_connector,
             ),
             ledger=store,
+            consultant=agent,
             metrics=metrics.a2a,
         )
         card = build_agent_card(
