@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     a2a_rate_limit_per_minute: int = Field(default=120, ge=1)
 
     # Handoff behaviour
+    handoff_consent: Literal["never", "ask"] = "never"
     max_handoff_hops: int = Field(default=1, ge=0, le=5)
     peer_card_max_age_seconds: float = Field(default=300.0, gt=0)
     peer_retry_seconds: float = Field(default=5.0, ge=0)

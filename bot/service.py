@@ -81,6 +81,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
             peers=peers,
             store=store,
             middleware=[metrics.model_timer(settings.model_provider)],
+            consent=settings.handoff_consent,
         )
         web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
         teams = App(

@@ -89,6 +89,14 @@ handoffs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+conversation_consent = Table(
+    "conversation_consent",
+    metadata,
+    Column("conversation_id", String(255), primary_key=True),
+    Column("choice", String(10), nullable=True),
+    Column("pending", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 processed_activities = Table(
     "processed_activities",
     metadata,
@@ -265,6 +273,41 @@ class Store:
             aad_object_id=row.aad_object_id,
             user_name=row.user_name,
         )
+
+    # Handoff consent (HANDOFF_CONSENT=ask) ----------------------------------------------------
+
+    async def consent(self, conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
+        """The user's remembered choice ("yes"/"no"/None) and the handoff waiting for it, if any."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(conversation_consent.c.choice, conversation_consent.c.pending).where(
+                        conversation_consent.c.conversation_id == conversation_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None, None
+        return row.choice, json.loads(row.pending) if row.pending else None
+
+    async def set_pending_handoff(self, conversation_id: str, pending: dict[str, Any]) -> None:
+        await self._upsert_consent(conversation_id, pending=json.dumps(pending))
+
+    async def set_consent(self, conversation_id: str, choice: str) -> None:
+        await self._upsert_consent(conversation_id, choice=choice, pending=None)
+
+    async def _upsert_consent(self, conversation_id: str, **values: Any) -> None:
+        values["updated_at"] = _now()
+        async with self._engine.begin() as connection:
+            updated = await connection.execute(
+                conversation_consent.update()
+                .where(conversation_consent.c.conversation_id == conversation_id)
+                .values(**values)
+            )
+            if updated.rowcount == 0:
+                await connection.execute(
+                    conversation_consent.insert().values(conversation_id=conversation_id, **values)
+                )
 
     # Activities answered ------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ import httpx
 from microsoft_teams.api.activities.message import MessageActivity, MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.apps import ActivityContext, App
+from microsoft_teams.cards import AdaptiveCard, SubmitAction, TextBlock
 from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 
 from a2a_bridge.log_context import bind_log_fields
-from bot.agent import BotAgent, TurnIdentity, clean_user_name
+from bot.agent import BotAgent, TurnIdentity, TurnResult, clean_user_name
 from bot.logs import content_level
 from bot.prompts import Prompts
 from bot.retry import Observer, call_connector
@@ -30,6 +31,27 @@ tracer = trace.get_tracer("bot")
 
 MAX_USER_TEXT_CHARS = 8000
 _UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
+
+
+CONSENT_KEY = "handoffConsent"
+
+
+def consent_choice(activity: MessageActivity) -> str | None:
+    """The user's answer on a consent card ("yes"/"no"), when this activity is that card's submit."""
+    value = activity.value
+    if isinstance(value, dict) and value.get(CONSENT_KEY) in ("yes", "no"):
+        return str(value[CONSENT_KEY])
+    return None
+
+
+def consent_card(bot_name: str, question: str) -> AdaptiveCard:
+    return AdaptiveCard(
+        body=[TextBlock(text=f"**{bot_name}:** {question}", wrap=True)],
+        actions=[
+            SubmitAction(title="Yes", data={CONSENT_KEY: "yes"}),
+            SubmitAction(title="No", data={CONSENT_KEY: "no"}),
+        ],
+    )
 
 
 def identity_of(activity: MessageActivity) -> TurnIdentity:
@@ -84,7 +106,10 @@ def register_teams_handlers(
             )
             await say(ctx, f"Sorry, {bot_name} is not enabled for your organisation.")
             return
+        choice = consent_choice(activity)
         text = (activity.strip_mentions_text().text or "").strip()
+        if choice is not None:
+            text = f"[consent: {choice}]"
         if not text:
             await say(ctx, "I can only read text messages. Please type your question.")
             return
@@ -125,12 +150,23 @@ def register_teams_handlers(
     ) -> None:
         started = time.perf_counter()
         try:
-            reply = (await agent.run_user_turn(identity, text)).reply
+            choice = consent_choice(ctx.activity)
+            if choice is not None:
+                logger.info("consent_answered", extra={"event": "consent_answered", "choice": choice, **log})
+                result = TurnResult(reply=await agent.resolve_consent(identity, choice))
+            else:
+                result = await agent.run_user_turn(identity, text)
         except Exception:
             logger.exception("turn_failure", extra={"event": "turn_failure", **log})
-            reply = prompts.render("turn_failed", bot_name=bot_name)
+            result = TurnResult(reply=prompts.render("turn_failed", bot_name=bot_name))
         try:
-            await say(ctx, reply)
+            if result.consent_peer is not None:
+                card = consent_card(bot_name, result.reply)
+                await call_connector(
+                    "send_reply", lambda: ctx.send(MessageActivityInput().add_card(card)), observe=observe
+                )
+            else:
+                await say(ctx, result.reply)
         except _UNREACHABLE as error:
             logger.warning(
                 "reply_failure", extra={"event": "reply_failure", "reason": type(error).__name__, **log}
