@@ -9,18 +9,19 @@ or Entra ID tokens would plug in instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import jwt
 from a2a.client.client import ClientCallContext
 from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
 from starlette.authentication import SimpleUser
+
+from a2a_bridge.limits import ASGIApp, Receive, Scope, Send, error_body, header, send_json
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +126,6 @@ class PeerTokenInterceptor(ClientCallInterceptor):
         return None
 
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
 class PeerAuthMiddleware:
     """Refuses POSTs to the A2A endpoint without a valid peer token; the card stays public.
 
@@ -150,47 +145,23 @@ class PeerAuthMiddleware:
         if self._verifier is None:
             await self._app(scope, receive, send)
             return
-        header = _header(scope, b"authorization")
+        authorization = header(scope, b"authorization")
         try:
-            if not header.startswith("Bearer "):
+            if not authorization.startswith("Bearer "):
                 raise InvalidPeerToken("missing bearer token")
-            caller = self._verifier.verify(header.removeprefix("Bearer ").strip())
+            caller = self._verifier.verify(authorization.removeprefix("Bearer ").strip())
         except InvalidPeerToken as refusal:
             client = scope.get("client") or ("?", 0)
             logger.warning(
                 "a2a_auth_rejected",
                 extra={"event": "a2a_auth_rejected", "reason": str(refusal), "client": client[0]},
             )
-            await _send_unauthorized(send, str(refusal))
+            await send_json(
+                send,
+                401,
+                error_body(self._path, UNAUTHENTICATED_CODE, f"Unauthorized: {refusal}"),
+                {"www-authenticate": 'Bearer realm="a2a"'},
+            )
             return
         scope["user"] = SimpleUser(caller)
         await self._app(scope, receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return ""
-
-
-async def _send_unauthorized(send: Send, reason: str) -> None:
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": None,
-            "error": {"code": UNAUTHENTICATED_CODE, "message": f"Unauthorized: {reason}"},
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="a2a"'),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from microsoft_teams.api import ActivityTypeAdapter
 from pydantic import ValidationError
 
-from a2a_bridge.limits import ASGIApp, Message, Receive, Scope, Send, send_json
+from a2a_bridge.limits import ASGIApp, Receive, Scope, Send, read_body, replaying, send_json
 
 logger = logging.getLogger(__name__)
 
@@ -27,34 +27,13 @@ class ActivityGate:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self._path:
             await self._app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         problem = _problem(body)
         if problem is not None:
             logger.warning("activity_rejected", extra={"event": "activity_rejected", "reason": problem})
             await send_json(send, 400, {"error": f"invalid activity: {problem}"})
             return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self._app(scope, replay, send)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+        await self._app(scope, replaying(body, receive), send)
 
 
 def _problem(body: bytes) -> str | None:
