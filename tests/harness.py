@@ -181,3 +181,27 @@ async def user_says(
     assert response.status_code == 200, response.text
     await connector.wait_for(lambda c: len(c.sent(conversation_id)) >= before + replies, within=30)
     return connector.sent(conversation_id)[before:]
+
+
+@contextlib.asynccontextmanager
+async def alice_and_bob(
+    state_dir: Path, model_settings: dict[str, Any] | None = None, **alice_settings: Any
+) -> AsyncIterator[tuple[RunningBot, RunningBot]]:
+    """Bob, then Alice with Bob as her peer. With ``model_settings`` both talk to the stand-in model
+    (as models "alice-model" and "bob-model"); without, both run the offline model."""
+    from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
+
+    bob_model = {"openai_model": "bob-model", **model_settings} if model_settings else {}
+    alice_model = {"openai_model": "alice-model", **model_settings} if model_settings else {}
+    async with (
+        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, **bob_model) as bob,
+        started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            peer_urls=[bob.url],
+            **alice_model,
+            **alice_settings,
+        ) as alice,
+    ):
+        yield alice, bob

@@ -7,8 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import message_activity, started_bot, user_says
+from tests.harness import alice_and_bob, message_activity, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, last_message, say, tool_then_say
 
@@ -44,20 +43,7 @@ async def test_yes_on_the_card_hands_off_and_is_remembered(
 ) -> None:
     llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="Dana's VPN drops."))
     llm.script("bob-model", lambda request: say("Hi Dana, Bob here."))
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            handoff_consent="ask",
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings, handoff_consent="ask") as (alice, bob):
         [question] = await user_says(
             http, connector, alice.url, "My VPN drops", conversation_id="a:dana", service_url=service_url
         )
@@ -102,20 +88,7 @@ async def test_no_on_the_card_keeps_the_user_with_alice_and_is_remembered(
 
     llm.script("alice-model", alice)
     llm.script("bob-model", lambda request: say("unused"))
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            handoff_consent="ask",
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings, handoff_consent="ask") as (alice, bob):
         [question] = await user_says(
             http, connector, alice.url, "My VPN drops", conversation_id="a:dana", service_url=service_url
         )

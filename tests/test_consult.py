@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from a2a_bridge.auth import SharedSecretSigner
-from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import started_bot, user_says
+from tests.conftest import BOB_DESCRIPTION
+from tests.harness import alice_and_bob, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, call_tool, last_message, say
 
@@ -81,19 +81,7 @@ async def test_ask_peer_and_handoff_in_one_conversation(
 
     llm.script("alice-model", alice)
     llm.script("bob-model", bob)
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as b,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[b.url],
-            **llm_settings,
-        ) as a,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (a, b):
         [answer] = await user_says(
             http,
             connector,
@@ -125,10 +113,7 @@ async def test_ask_peer_and_handoff_in_one_conversation(
 async def test_offline_alice_asks_bob_when_told_to(
     http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
 ) -> None:
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, _bob):
         [reply] = await user_says(
             http,
             connector,

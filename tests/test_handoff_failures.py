@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import start_bot, started_bot, user_says
+from tests.harness import alice_and_bob, start_bot, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 
@@ -28,19 +28,7 @@ async def test_create_conversation_403_tells_user_bob_could_not_reach_them(
     )
     llm.script("bob-model", lambda request: say("Hi Dana"))
     connector.fail("create_conversation", 403)
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (alice, bob):
         await user_says(
             http,
             connector,

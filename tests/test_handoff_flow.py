@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION, CAROL_DESCRIPTION
-from tests.harness import TeamsUser, started_bot, user_says
+from tests.harness import TeamsUser, alice_and_bob, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, call_tool, last_message, say, tool_then_say
 
@@ -32,19 +32,7 @@ async def test_alice_answers_in_specialty_question_herself(
 ) -> None:
     llm.script("bob-model", lambda request: say("unused"))
     llm.script("alice-model", lambda request: say("Per diem for Berlin is 42 EUR a day."))
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (alice, bob):
         await user_says(
             http,
             connector,
@@ -84,19 +72,7 @@ async def test_handoff_to_bob_greets_user_in_new_chat(
         ),
     )
     user = TeamsUser()
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (alice, bob):
         await user_says(
             http,
             connector,
@@ -141,19 +117,7 @@ async def test_users_next_message_to_bob_has_greeting_and_summary_in_history(
             greeting_text if len(llm.requests_for("bob-model")) == 1 else "Try reinstalling the client."
         ),
     )
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (alice, bob):
         await user_says(
             http, connector, alice.url, VPN_QUESTION, conversation_id="a:dana-alice", service_url=service_url
         )
@@ -248,19 +212,7 @@ async def test_model_naming_an_unknown_peer_makes_no_a2a_call(
 
     llm.script("alice-model", alice)
     llm.script("bob-model", lambda request: say("unused"))
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **llm_settings,
-        ) as alice_bot,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (alice_bot, bob):
         await user_says(
             http,
             connector,

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.logs import JsonFormatter
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import started_bot, user_says
+from tests.harness import alice_and_bob, started_bot, user_says
 from tests.standins.connector import StandInConnector
 
 VPN = "My laptop can't connect to the VPN"
@@ -64,10 +64,7 @@ async def test_one_trace_covers_alices_turn_and_bobs_greeting(
     spans: InMemorySpanExporter,
 ) -> None:
     spans.clear()
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, _bob):
         await user_says(http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url)
     finished = list(spans.get_finished_spans())
     turn = named(finished, "teams.turn")
@@ -90,10 +87,7 @@ async def test_one_trace_covers_alices_turn_and_bobs_greeting(
 async def test_metrics_count_handoffs_calls_and_state(
     http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
 ) -> None:
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, bob):
         await user_says(http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url)
         alice_metrics = (await http.get(f"{alice.url}/metrics")).text
         bob_metrics = (await http.get(f"{bob.url}/metrics")).text
@@ -132,10 +126,7 @@ async def test_log_lines_carry_the_turns_correlation_fields_and_no_message_text(
     json_log: io.StringIO,
     spans: InMemorySpanExporter,
 ) -> None:
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, _bob):
         await user_says(
             http,
             connector,

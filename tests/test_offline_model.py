@@ -6,18 +6,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import started_bot, user_says
+from tests.harness import alice_and_bob, user_says
 from tests.standins.connector import StandInConnector
 
 
 async def test_offline_alice_hands_an_it_question_to_bob(
     http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
 ) -> None:
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, bob):
         await user_says(
             http,
             connector,
@@ -54,10 +50,7 @@ async def test_offline_alice_hands_an_it_question_to_bob(
 async def test_offline_alice_answers_a_travel_question_with_the_offline_notice(
     http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
 ) -> None:
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, bob):
         await user_says(
             http,
             connector,

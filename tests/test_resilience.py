@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import message_activity, started_bot, user_says
+from tests.harness import alice_and_bob, message_activity, started_bot, user_says
 from tests.processes import BotProcess, free_port, process_env
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, garbage, held_until, last_message, say, tool_then_say
@@ -106,19 +106,7 @@ async def test_a_teams_activity_delivered_twice_is_answered_once(
 ) -> None:
     llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="VPN broken"))
     llm.script("bob-model", lambda request: say("Hi, Bob here."))
-    async with (
-        started_bot(
-            "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
-        ) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **llm_settings,
-        ) as alice,
-    ):
+    async with alice_and_bob(state_dir, llm_settings) as (alice, bob):
         activity = message_activity(
             VPN, conversation_id="a:dana", service_url=service_url, activity_id="act-42"
         )
@@ -173,10 +161,7 @@ async def test_throttled_connector_is_retried_after_retry_after_and_greets_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     connector.fail("create_conversation", 429, times=2, headers={"Retry-After": "1"})
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, _bob):
         [notice] = await user_says(
             http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url
         )
@@ -192,10 +177,7 @@ async def test_connector_failing_every_time_is_told_to_the_user_without_hanging(
     http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
 ) -> None:
     connector.fail("create_conversation", 500, times=1000)
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
-        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url]) as alice,
-    ):
+    async with alice_and_bob(state_dir) as (alice, _bob):
         [notice] = await user_says(
             http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url
         )
