@@ -28,6 +28,29 @@ def process_env(**settings: str) -> dict[str, str]:
     return env
 
 
+async def spawn_bot(*args: str, cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``python -m bot ARGS`` with stdout and stderr piped to the test."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def run_bot_to_exit(*args: str, cwd: Path, env: dict[str, str], within: float = 60) -> tuple[int, str]:
+    """Run ``python -m bot ARGS`` until it exits (a start-up that must fail, a one-shot command):
+    its exit code and stderr."""
+    process = await spawn_bot(*args, cwd=cwd, env=env)
+    _, stderr = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
 @dataclass
 class BotProcess:
     """``python -m bot`` on a loopback port; its JSON log lines are collected as they come."""

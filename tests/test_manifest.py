@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from bot.config import Settings
 from bot.manifest import MANIFEST_VERSION, ManifestError, build_manifest, write_package
 from tests.conftest import ALICE_DESCRIPTION
-from tests.processes import ROOT, process_env
+from tests.processes import ROOT, process_env, spawn_bot
 
 APP_ID = "3f2a6c1e-8b7d-4e5f-9a0b-1c2d3e4f5a6b"
 SCHEMA = (
@@ -117,18 +116,7 @@ async def test_manifest_command_writes_the_zip(tmp_path: Path) -> None:
         CLIENT_SECRET="s",
         A2A_AUTH_SECRET="y" * 40,
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "manifest",
-        "--out",
-        str(tmp_path),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await spawn_bot("manifest", "--out", str(tmp_path), cwd=tmp_path, env=env)
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     assert Path(stdout.decode().strip()) == tmp_path / "bob.zip"

@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
 from tests.harness import alice_and_bob, message_activity, started_bot, user_says
-from tests.processes import BotProcess, free_port, process_env
+from tests.processes import BotProcess, free_port, process_env, run_bot_to_exit
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, garbage, held_until, last_message, say, tool_then_say
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
@@ -313,12 +312,8 @@ async def test_a_read_only_store_stops_start_up_with_a_clear_error(tmp_path: Pat
     await alice.start()
     assert await alice.stop() == 0
     with read_only(database):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
+        code, stderr = await run_bot_to_exit(
             cwd=tmp_path,
-            stderr=asyncio.subprocess.PIPE,
             env=process_env(
                 BOT_NAME="Alice",
                 BOT_DESCRIPTION="Travel",
@@ -327,19 +322,14 @@ async def test_a_read_only_store_stops_start_up_with_a_clear_error(tmp_path: Pat
                 STATE_URL=f"sqlite+aiosqlite:///{database}",
             ),
         )
-        _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    assert "start-up error: STATE_URL: cannot open" in stderr.decode()
-    assert "readonly database" in stderr.decode()
+    assert code == 2
+    assert "start-up error: STATE_URL: cannot open" in stderr
+    assert "readonly database" in stderr
 
 
 async def test_an_unreachable_database_at_start_stops_start_up(tmp_path: Path) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
+    code, stderr = await run_bot_to_exit(
         cwd=tmp_path,
-        stderr=asyncio.subprocess.PIPE,
         env=process_env(
             BOT_NAME="Alice",
             BOT_DESCRIPTION="Travel",
@@ -348,12 +338,8 @@ async def test_an_unreachable_database_at_start_stops_start_up(tmp_path: Path) -
             STATE_URL="postgresql+asyncpg://bot:pw@127.0.0.1:1/bot",
         ),
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    assert (
-        "start-up error: STATE_URL: cannot open postgresql+asyncpg://bot:***@127.0.0.1:1/bot"
-        in stderr.decode()
-    )
+    assert code == 2
+    assert "start-up error: STATE_URL: cannot open postgresql+asyncpg://bot:***@127.0.0.1:1/bot" in stderr
 
 
 async def test_a_database_gone_mid_run_fails_the_turn_visibly_and_the_bot_stays_up(

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-async def run_bot(*args: str, cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
+from tests.processes import ROOT, process_env, run_bot_to_exit, spawn_bot
 
 LOCAL = {
     "BOT_NAME": "Alice",
@@ -56,11 +33,10 @@ async def test_missing_setting_stops_startup_naming_the_variable(
 ) -> None:
     production = {**LOCAL, "CLIENT_ID": "app-id", "CLIENT_SECRET": "app-secret", "LOCAL_DEVELOPMENT": "false"}
     base = production if missing == "A2A_AUTH_SECRET" else LOCAL
-    env = clean_env(**{key: value for key, value in base.items() if key != missing})
-    process = await run_bot(cwd=tmp_path, env=env)
-    _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    lines = stderr.decode().strip().splitlines()
+    env = process_env(**{key: value for key, value in base.items() if key != missing})
+    code, stderr = await run_bot_to_exit(cwd=tmp_path, env=env)
+    assert code == 2
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("configuration error: ")
     assert expected in lines[0]
@@ -96,17 +72,17 @@ async def test_missing_setting_stops_startup_naming_the_variable(
 async def test_invalid_setting_stops_startup_naming_the_variable(
     tmp_path: Path, setting: str, value: str, expected: str, extra: dict[str, str]
 ) -> None:
-    process = await run_bot(cwd=tmp_path, env=clean_env(**{**LOCAL, **extra, setting: value}))
-    _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    assert expected in stderr.decode()
+    code, stderr = await run_bot_to_exit(cwd=tmp_path, env=process_env(**{**LOCAL, **extra, setting: value}))
+    assert code == 2
+    assert expected in stderr
 
 
 async def test_shipped_production_env_file_refuses_its_placeholders(tmp_path: Path) -> None:
-    process = await run_bot("--env-file", str(ROOT / "env" / "alice.env"), cwd=tmp_path, env=clean_env())
-    _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 2
-    assert "still the placeholder" in stderr.decode()
+    code, stderr = await run_bot_to_exit(
+        "--env-file", str(ROOT / "env" / "alice.env"), cwd=tmp_path, env=process_env()
+    )
+    assert code == 2
+    assert "still the placeholder" in stderr
 
 
 async def test_chosen_env_file_wins_over_a_stray_dotenv_in_the_working_directory(tmp_path: Path) -> None:
@@ -119,7 +95,7 @@ async def test_chosen_env_file_wins_over_a_stray_dotenv_in_the_working_directory
         f"BOT_NAME=Alice\nBOT_DESCRIPTION=Travel\nBOT_SELF_URL=http://127.0.0.1:{port}\nPORT={port}\n"
         f"LOCAL_DEVELOPMENT=true\nSTATE_URL=sqlite+aiosqlite:///{tmp_path}/alice.db\n"
     )
-    process = await run_bot("--env-file", str(env_file), cwd=tmp_path, env=clean_env())
+    process = await spawn_bot("--env-file", str(env_file), cwd=tmp_path, env=process_env())
     try:
         assert process.stderr is not None
         async with asyncio.timeout(60):
