@@ -108,9 +108,7 @@ def register_teams_handlers(
             return
         choice = consent_choice(activity)
         text = (activity.strip_mentions_text().text or "").strip()
-        if choice is not None:
-            text = f"[consent: {choice}]"
-        if not text:
+        if not text and choice is None:
             await say(ctx, "I can only read text messages. Please type your question.")
             return
         if len(text) > MAX_USER_TEXT_CHARS:
@@ -132,10 +130,14 @@ def register_teams_handlers(
             logger.info("activity_duplicate", extra={"event": "activity_duplicate", **log})
             return
         await _try(ctx.send(TypingActivityInput()), log)
-        turns.submit(identity.conversation_id, lambda: run_turn(ctx, identity, text, log))
+        turns.submit(identity.conversation_id, lambda: run_turn(ctx, identity, text, choice, log))
 
     async def run_turn(
-        ctx: ActivityContext[MessageActivity], identity: TurnIdentity, text: str, log: dict[str, str]
+        ctx: ActivityContext[MessageActivity],
+        identity: TurnIdentity,
+        text: str,
+        choice: str | None,
+        log: dict[str, str],
     ) -> None:
         with (
             bind_log_fields(**log),
@@ -143,14 +145,18 @@ def register_teams_handlers(
                 "teams.turn", attributes={"teams.conversation_id": identity.conversation_id}
             ),
         ):
-            await turn_body(ctx, identity, text, log)
+            await turn_body(ctx, identity, text, choice, log)
 
     async def turn_body(
-        ctx: ActivityContext[MessageActivity], identity: TurnIdentity, text: str, log: dict[str, str]
+        ctx: ActivityContext[MessageActivity],
+        identity: TurnIdentity,
+        text: str,
+        choice: str | None,
+        log: dict[str, str],
     ) -> None:
+        """``choice`` is the user's answer on a consent card; otherwise ``text`` is their message."""
         started = time.perf_counter()
         try:
-            choice = consent_choice(ctx.activity)
             if choice is not None:
                 logger.info("consent_answered", extra={"event": "consent_answered", "choice": choice, **log})
                 result = TurnResult(reply=await agent.resolve_consent(identity, choice))
