@@ -9,7 +9,6 @@ or Entra ID tokens would plug in instead.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -17,13 +16,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import jwt
+import structlog
 from a2a.client.client import ClientCallContext
 from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
 from starlette.authentication import SimpleUser
 
-from a2a_bridge.limits import ASGIApp, Receive, Scope, Send, error_body, header, send_json
+from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, send_json
+from a2a_bridge.limits import jsonrpc_error
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 TOKEN_LIFETIME_SECONDS = 60
 CLOCK_SKEW_SECONDS = 10
@@ -127,22 +128,19 @@ class PeerTokenInterceptor(ClientCallInterceptor):
 
 
 class PeerAuthMiddleware:
-    """Refuses POSTs to the A2A endpoint without a valid peer token; the card stays public.
+    """Refuses requests to the A2A endpoint without a valid peer token (the card, served outside
+    the A2A sub-app, stays public).
 
     On success the caller's name is put where a2a-sdk's context builder finds it
     (``scope["user"]``), so the executor can match it against the handoff's ``from``.
     """
 
-    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier | None, path: str = "/a2a") -> None:
+    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier | None) -> None:
         self._app = app
         self._verifier = verifier
-        self._path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != self._path:
-            await self._app(scope, receive, send)
-            return
-        if self._verifier is None:
+        if scope["type"] != "http" or self._verifier is None:
             await self._app(scope, receive, send)
             return
         authorization = header(scope, b"authorization")
@@ -152,14 +150,11 @@ class PeerAuthMiddleware:
             caller = self._verifier.verify(authorization.removeprefix("Bearer ").strip())
         except InvalidPeerToken as refusal:
             client = scope.get("client") or ("?", 0)
-            logger.warning(
-                "a2a_auth_rejected",
-                extra={"event": "a2a_auth_rejected", "reason": str(refusal), "client": client[0]},
-            )
+            log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
             await send_json(
                 send,
                 401,
-                error_body(self._path, UNAUTHENTICATED_CODE, f"Unauthorized: {refusal}"),
+                jsonrpc_error(UNAUTHENTICATED_CODE, f"Unauthorized: {refusal}"),
                 {"www-authenticate": 'Bearer realm="a2a"'},
             )
             return

@@ -54,3 +54,32 @@ class CircuitBreaker:
         self._probing = False
         if self._failures >= self._threshold or self._opened_at is not None:
             self._opened_at = self._clock()
+
+    def guard(self) -> BreakerGuard:
+        """Wrap one call: exactly one outcome is recorded for it, whichever way it ends."""
+        return BreakerGuard(self)
+
+
+class BreakerGuard:
+    """``with breaker.guard() as call: ... call.succeeded()``: leaving the block without saying so
+    (an error nobody expected, a cancellation) records a failure, so a probe slot is never kept."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._recorded = False
+
+    def succeeded(self) -> None:
+        if not self._recorded:
+            self._recorded = True
+            self._breaker.record_success()
+
+    def failed(self) -> None:
+        if not self._recorded:
+            self._recorded = True
+            self._breaker.record_failure()
+
+    def __enter__(self) -> BreakerGuard:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.failed()

@@ -10,34 +10,22 @@ A handoff id seen before gets the first outcome again: a retried send greets nob
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
-from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
+import structlog
+from a2a.helpers import new_data_part, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.types import Message, Role
 from a2a.utils.errors import InvalidParamsError, UnsupportedOperationError
-from pydantic import ValidationError
 
-from a2a_bridge.handoff import (
-    HANDOFF_KIND,
-    HandoffMessage,
-    HandoffOutcome,
-    HandoffStatus,
-    describe_validation_error,
-)
-from a2a_bridge.log_context import bind_log_fields
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, Question, request_from_message
+from a2a_bridge.policy import HandoffPolicy
 from a2a_bridge.telemetry import A2AMetrics, tracer
 
-logger = logging.getLogger(__name__)
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+log = structlog.get_logger(__name__)
 
 
 class GreetingDelivery(Protocol):
@@ -59,83 +47,10 @@ class HandoffLedger(Protocol):
     async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None: ...
 
 
-@dataclass(frozen=True)
-class HandoffPolicy:
-    receiver_name: str
-    max_hops: int = 1
-    service_url_hosts: Sequence[str] = ("smba.trafficmanager.net",)
-    allow_loopback_service_urls: bool = False
-    tenant_allowlist: Sequence[str] = field(default_factory=tuple)
-
-    def refusal(self, handoff: HandoffMessage) -> str | None:
-        """Why this handoff may not be carried out, or None when it may."""
-        if handoff.hops > self.max_hops:
-            return (
-                f"{self.receiver_name} does not take handoffs that were already passed on "
-                f"{handoff.hops - 1} time(s); ask {self.receiver_name} directly instead."
-            )
-        url = urlsplit(handoff.service_url)
-        host = (url.hostname or "").lower()
-        loopback_ok = self.allow_loopback_service_urls and host in LOOPBACK_HOSTS
-        if not loopback_ok and (url.scheme != "https" or host not in self.service_url_hosts):
-            return (
-                f"the Teams service address in this handoff is not one {self.receiver_name} is "
-                "allowed to contact."
-            )
-        if self.tenant_allowlist and handoff.tenant_id not in self.tenant_allowlist:
-            return f"{self.receiver_name} is not enabled for your organisation."
-        return None
-
-
-@dataclass(frozen=True)
-class Question:
-    """A plain-text A2A message: a peer consulting this bot, no Teams involved."""
-
-    text: str
-
-
-MAX_QUESTION_CHARS = 4000
-
-
 class PeerConsultant(Protocol):
     """What the bot does for a question from a peer: answer it with its agent, once."""
 
     async def answer(self, question: str, *, asker: str | None) -> str: ...
-
-
-def request_from_message(message: Message | None) -> HandoffMessage | Question:
-    """What a message asks for: a handoff (one data part of kind 'handoff') or a question (text
-    parts only). Anything else is -32602 naming what is wrong (never echoing values)."""
-    parts = list(message.parts) if message is not None else []
-    payloads = get_data_parts(parts)
-    texts = [text for text in get_text_parts(parts) if text.strip()]
-    if not payloads and texts and len(texts) == len(parts):
-        question = "\n".join(texts).strip()
-        if len(question) > MAX_QUESTION_CHARS:
-            raise InvalidParamsError(
-                message=f"invalid question: text longer than {MAX_QUESTION_CHARS} characters"
-            )
-        return Question(question)
-    return handoff_from_message(message)
-
-
-def handoff_from_message(message: Message | None) -> HandoffMessage:
-    """The handoff a message carries, or -32602 naming what is wrong (never echoing values)."""
-    parts = list(message.parts) if message is not None else []
-    payloads = [data for data in get_data_parts(parts) if isinstance(data, dict)]
-    handoffs = [data for data in payloads if data.get("kind") == HANDOFF_KIND]
-    if len(handoffs) != 1:
-        logger.warning("handoff_invalid", extra={"event": "handoff_invalid", "reason": "no handoff part"})
-        raise InvalidParamsError(
-            message="invalid request: message: expected exactly one data part with kind 'handoff', "
-            "or a plain-text question"
-        )
-    try:
-        return HandoffMessage.from_wire(handoffs[0])
-    except ValidationError as error:
-        description = describe_validation_error(error)
-        logger.warning("handoff_invalid", extra={"event": "handoff_invalid", "reason": description})
-        raise InvalidParamsError(message=description) from None
 
 
 class HandoffAgentExecutor(AgentExecutor):
@@ -162,7 +77,7 @@ class HandoffAgentExecutor(AgentExecutor):
             return
         handoff = request
         with (
-            bind_log_fields(
+            structlog.contextvars.bound_contextvars(
                 handoff_id=handoff.handoff_id,
                 a2a_task_id=context.task_id,
                 a2a_message_id=context.message.message_id if context.message else None,
@@ -179,13 +94,10 @@ class HandoffAgentExecutor(AgentExecutor):
     ) -> None:
         caller = context.call_context.user
         if caller.is_authenticated and caller.user_name != handoff.from_:
-            logger.warning(
+            log.warning(
                 "handoff_rejected",
-                extra={
-                    "event": "handoff_rejected",
-                    "handoff_id": handoff.handoff_id,
-                    "reason": "from does not match the authenticated caller",
-                },
+                handoff_id=handoff.handoff_id,
+                reason="from does not match the authenticated caller",
             )
             raise InvalidParamsError(message="invalid handoff: from: does not match the authenticated caller")
         outcome = await self._outcome_once(handoff)
@@ -197,11 +109,11 @@ class HandoffAgentExecutor(AgentExecutor):
         caller = context.call_context.user
         asker = caller.user_name if caller.is_authenticated else None
         with tracer.start_as_current_span("consultation.answer"):
-            logger.info("consultation_received", extra={"event": "consultation_received", "asker": asker})
+            log.info("consultation_received", asker=asker)
             try:
                 answer = await self._consultant.answer(question.text, asker=asker)
             except Exception:
-                logger.exception("consultation_failure", extra={"event": "consultation_failure"})
+                log.exception("consultation_failure")
                 answer = f"{self._policy.receiver_name} could not answer just now; please try again later."
         await event_queue.enqueue_event(
             Message(
@@ -235,30 +147,12 @@ class HandoffAgentExecutor(AgentExecutor):
     async def _decide(self, handoff: HandoffMessage) -> HandoffOutcome:
         earlier = await self._ledger.claim(handoff)
         if earlier is not None:
-            logger.info(
-                "handoff_duplicate",
-                extra={
-                    "event": "handoff_duplicate",
-                    "handoff_id": handoff.handoff_id,
-                    "status": earlier.status.value,
-                },
-            )
+            log.info("handoff_duplicate", handoff_id=handoff.handoff_id, status=earlier.status.value)
             return earlier
-        logger.info(
-            "handoff_received",
-            extra={
-                "event": "handoff_received",
-                "handoff_id": handoff.handoff_id,
-                "from_bot": handoff.from_,
-                "hops": handoff.hops,
-            },
-        )
+        log.info("handoff_received", handoff_id=handoff.handoff_id, from_bot=handoff.from_, hops=handoff.hops)
         refusal = self._policy.refusal(handoff)
         if refusal is not None:
-            logger.warning(
-                "handoff_rejected",
-                extra={"event": "handoff_rejected", "handoff_id": handoff.handoff_id, "reason": refusal},
-            )
+            log.warning("handoff_rejected", handoff_id=handoff.handoff_id, reason=refusal)
             outcome = HandoffOutcome(
                 handoff_id=handoff.handoff_id,
                 status=HandoffStatus.REJECTED,
@@ -271,24 +165,18 @@ class HandoffAgentExecutor(AgentExecutor):
             try:
                 outcome = await self._delivery.deliver(handoff)
             except Exception:
-                logger.exception(
-                    "greeting_failure",
-                    extra={"event": "greeting_failure", "handoff_id": handoff.handoff_id},
-                )
+                log.exception("greeting_failure", handoff_id=handoff.handoff_id)
                 outcome = HandoffOutcome(
                     handoff_id=handoff.handoff_id,
                     status=HandoffStatus.FAILED,
                     peer=self._policy.receiver_name,
                     reason=f"{name} ran into an internal problem; please try again later.",
                 )
-            logger.info(
+            log.info(
                 "handoff_done",
-                extra={
-                    "event": "handoff_done",
-                    "handoff_id": handoff.handoff_id,
-                    "status": outcome.status.value,
-                    "duration_ms": round((time.perf_counter() - started) * 1000),
-                },
+                handoff_id=handoff.handoff_id,
+                status=outcome.status.value,
+                duration_ms=round((time.perf_counter() - started) * 1000),
             )
         await self._ledger.record_outcome(handoff, outcome)
         if self._metrics is not None:

@@ -1,4 +1,4 @@
-"""The HandoffMessage wire contract and the outcome a receiver answers with.
+"""The HandoffMessage wire contract, the outcome a receiver answers with, and reading a request.
 
 Field names on the wire are camelCase (``handoffId``, ``aadObjectId``...). Every id is a string:
 A2A data parts are protobuf Structs, in which every number comes back as a float.
@@ -7,11 +7,18 @@ A2A data parts are protobuf Structs, in which every number comes back as a float
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+import structlog
+from a2a.helpers import get_data_parts, get_text_parts
+from a2a.types import Message
+from a2a.utils.errors import InvalidParamsError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+
+log = structlog.get_logger(__name__)
 
 HANDOFF_KIND = "handoff"
 OUTCOME_KIND = "handoffOutcome"
@@ -83,3 +90,48 @@ def describe_validation_error(error: ValidationError) -> str:
         field = ".".join(str(part) for part in item["loc"]) or "(message)"
         problems.append(f"{field}: {item['msg']}")
     return "invalid handoff: " + "; ".join(problems)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A plain-text A2A message: a peer consulting this bot, no Teams involved."""
+
+    text: str
+
+
+MAX_QUESTION_CHARS = 4000
+
+
+def request_from_message(message: Message | None) -> HandoffMessage | Question:
+    """What a message asks for: a handoff (one data part of kind 'handoff') or a question (text
+    parts only). Anything else is -32602 naming what is wrong (never echoing values)."""
+    parts = list(message.parts) if message is not None else []
+    payloads = get_data_parts(parts)
+    texts = [text for text in get_text_parts(parts) if text.strip()]
+    if not payloads and texts and len(texts) == len(parts):
+        question = "\n".join(texts).strip()
+        if len(question) > MAX_QUESTION_CHARS:
+            raise InvalidParamsError(
+                message=f"invalid question: text longer than {MAX_QUESTION_CHARS} characters"
+            )
+        return Question(question)
+    return handoff_from_message(message)
+
+
+def handoff_from_message(message: Message | None) -> HandoffMessage:
+    """The handoff a message carries, or -32602 naming what is wrong (never echoing values)."""
+    parts = list(message.parts) if message is not None else []
+    payloads = [data for data in get_data_parts(parts) if isinstance(data, dict)]
+    handoffs = [data for data in payloads if data.get("kind") == HANDOFF_KIND]
+    if len(handoffs) != 1:
+        log.warning("handoff_invalid", reason="no handoff part")
+        raise InvalidParamsError(
+            message="invalid request: message: expected exactly one data part with kind 'handoff', "
+            "or a plain-text question"
+        )
+    try:
+        return HandoffMessage.from_wire(handoffs[0])
+    except ValidationError as error:
+        description = describe_validation_error(error)
+        log.warning("handoff_invalid", reason=description)
+        raise InvalidParamsError(message=description) from None

@@ -1,6 +1,13 @@
-"""Mounts the A2A surface on the process's one FastAPI app: the card at the root, JSON-RPC at /a2a."""
+"""The A2A surface as one sub-app: JSON-RPC at ``/a2a`` (and ``/a2a/``), behind its own door.
+
+The sub-app carries everything that is A2A's alone: the body cap, peer authentication and the
+per-caller rate limit, in that order, in front of a2a-sdk's JSON-RPC route. The card stays on the
+main app at the root well-known path: it is public and not JSON-RPC.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.context import ServerCallContext
@@ -12,13 +19,27 @@ from a2a.server.routes import (
 )
 from a2a.server.tasks import InMemoryTaskStore
 from a2a.types import AgentCard, Message, SendMessageRequest, Task
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Router
+from starlette.routing import BaseRoute
 
-from a2a_bridge.executor import request_from_message
+from a2a_bridge.asgi import ExactMount
+from a2a_bridge.auth import PeerAuthMiddleware, TokenVerifier
+from a2a_bridge.handoff import request_from_message
+from a2a_bridge.limits import A2ABodyLimit, CallerRateLimit, RateLimiter
 
 A2A_PATH = "/a2a"
 CARD_CACHE_CONTROL = "public, max-age=300"
+
+
+@dataclass(frozen=True)
+class A2ADoor:
+    """What stands in front of the JSON-RPC route."""
+
+    max_body_bytes: int
+    verifier: TokenVerifier | None
+    limiter: RateLimiter
 
 
 class CredentialFreeContextBuilder(DefaultServerCallContextBuilder):
@@ -46,16 +67,22 @@ class HandoffRequestHandler(DefaultRequestHandler):
         return await super().on_message_send(params, context)
 
 
-def add_a2a_routes(router: Router, *, card: AgentCard, executor: AgentExecutor) -> DefaultRequestHandler:
-    """Handoffs answer with one Message, never a long-lived task, so tasks need no durable store."""
+def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> list[BaseRoute]:
+    """The card route (root well-known path) and the mounted A2A sub-app, for the main app's router.
+
+    Handoffs answer with one Message, never a long-lived task, so tasks need no durable store."""
     handler = HandoffRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
-    router.routes.extend(create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL))
-    router.routes.extend(
-        create_jsonrpc_routes(
+    sub_app = Starlette(
+        routes=create_jsonrpc_routes(
             handler,
-            rpc_url=A2A_PATH,
+            rpc_url="/",
             context_builder=CredentialFreeContextBuilder(),
             enable_v0_3_compat=True,
-        )
+        ),
+        middleware=[
+            Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
+            Middleware(PeerAuthMiddleware, verifier=door.verifier),
+            Middleware(CallerRateLimit, limiter=door.limiter),
+        ],
     )
-    return handler
+    return [*create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL), ExactMount(A2A_PATH, sub_app)]

@@ -1,19 +1,15 @@
-"""What the A2A side reports: Prometheus metrics and W3C trace context across the A2A hop.
+"""What the A2A side reports: Prometheus metrics, and the tracer its spans come from.
 
-The sender injects ``traceparent`` into the A2A request's headers; the receiver continues that
-trace, so one trace covers Alice's turn and Bob's greeting. Both work with the OpenTelemetry API
-alone: without an SDK tracer provider (tracing off) they cost next to nothing.
+Trace context crosses the A2A hop through OpenTelemetry's own httpx (sender) and ASGI (receiver)
+instrumentation, installed by the process when tracing is on; nothing here handles headers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from a2a.client.client import ClientCallContext
-from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -72,49 +68,3 @@ class Stopwatch:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self._started
-
-
-class TraceContextInterceptor(ClientCallInterceptor):
-    """Puts the current trace context (``traceparent``, ``tracestate``) on every A2A request."""
-
-    async def before(self, args: BeforeArgs) -> None:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        if not carrier:
-            return
-        if args.context is None:
-            args.context = ClientCallContext()
-        if args.context.service_parameters is None:
-            args.context.service_parameters = {}
-        args.context.service_parameters.update(carrier)
-
-    async def after(self, args: AfterArgs) -> None:
-        return None
-
-
-Scope = MutableMapping[str, Any]
-
-
-class TraceContextMiddleware:
-    """Continues the caller's trace for requests to the A2A endpoint (a server span per request)."""
-
-    def __init__(self, app: Callable[..., Any], *, path: str = "/a2a") -> None:
-        self._app = app
-        self._path = path
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path", "").rstrip("/") != self._path:
-            await self._app(scope, receive, send)
-            return
-        carrier = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
-        with tracer.start_as_current_span(
-            "a2a.receive", context=propagate.extract(carrier), kind=trace.SpanKind.SERVER
-        ):
-            await self._app(scope, receive, send)
-
-
-def trace_ids() -> Iterator[tuple[str, str]]:
-    """The current trace and span id as hex, if a span is recording."""
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
-        yield format(context.trace_id, "032x"), format(context.span_id, "016x")

@@ -30,7 +30,8 @@ from a2a.client import ClientConfig, create_client
 from a2a.helpers import new_data_part
 from a2a.types import Message, Role, SendMessageRequest
 
-from bench.common import ROOT, Stage, UserRun, ask, clear_the_stage, free_port, percentile, set_the_stage
+from bench.common import ROOT, Stage, UserRun, ask, clear_the_stage, percentile, set_the_stage
+from scripts.bot_process import listening_socket, wait_until_healthy_async
 from tests.standins.connector import ConnectorCall
 
 HANDOFF_PART = {
@@ -47,19 +48,17 @@ HANDOFF_PART = {
 
 
 async def floor_round_trips(count: int) -> list[float]:
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.floor_server", str(port), cwd=ROOT
+        sys.executable, "-m", "bench.floor_server", str(sock.fileno()), cwd=ROOT, pass_fds=(sock.fileno(),)
     )
     try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_until_healthy_async(
+            url, alive=lambda: server.returncode is None, path="/.well-known/agent-card.json"
+        )
         async with httpx.AsyncClient() as http:
-            while True:
-                try:
-                    card = await http.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json")
-                    if card.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
             client = await create_client(
                 f"http://127.0.0.1:{port}", client_config=ClientConfig(streaming=False, httpx_client=http)
             )
@@ -79,6 +78,7 @@ async def floor_round_trips(count: int) -> list[float]:
     finally:
         server.terminate()
         await server.wait()
+        sock.close()
 
 
 class GreetingWatch:

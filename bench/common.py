@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,27 +16,21 @@ from typing import Any
 
 import httpx
 
+from scripts.bot_process import ROOT, bot_launch, listening_socket, wait_until_healthy_async
 from tests.harness import LoopbackServer, message_activity
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, last_message, say, tool_then_say
 
-ROOT = Path(__file__).resolve().parent.parent
 ALICE = "Travel and expenses: business trips, flights, hotels, trains, rental cars, visas, expense reports."
 BOB = "IT and devices: laptops, phones, monitors, printers, Wi-Fi, VPN, passwords, accounts, software."
 IT_QUESTION = "My laptop can't connect to the VPN"
 TRAVEL_QUESTION = "How do I get my hotel receipts reimbursed?"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass
 class Bot:
     name: str
-    port: int
+    sock: socket.socket
     process: asyncio.subprocess.Process
     started: float
     ready_after: float = 0.0
@@ -46,7 +39,7 @@ class Bot:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
 
     def rss_mb(self) -> float:
         """Resident memory now, from /proc (Linux)."""
@@ -63,44 +56,36 @@ class Bot:
 
 
 async def start_bot(
-    name: str, description: str, port: int, peers: list[str], state: Path, **settings: str
+    name: str, description: str, sock: socket.socket, peers: list[str], state: Path, **settings: str
 ) -> Bot:
-    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        BOT_NAME=name,
-        BOT_DESCRIPTION=description,
-        BOT_SELF_URL=f"http://127.0.0.1:{port}",
-        PORT=str(port),
-        PEER_URLS=",".join(peers),
-        LOCAL_DEVELOPMENT="true",
-        DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS="true",
-        STATE_URL=f"sqlite+aiosqlite:///{state}",
-        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        **settings,
+    launch = bot_launch(
+        sock=sock,
+        settings={
+            "BOT_NAME": name,
+            "BOT_DESCRIPTION": description,
+            "PEER_URLS": ",".join(peers),
+            "LOCAL_DEVELOPMENT": "true",
+            "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS": "true",
+            "STATE_URL": f"sqlite+aiosqlite:///{state}",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            **settings,
+        },
     )
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
+        *launch.argv,
         cwd=ROOT,
-        env=env,
+        env=launch.env,
+        pass_fds=launch.pass_fds,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    bot = Bot(name, port, process, started)
+    bot = Bot(name, sock, process, started)
     bot.drain = asyncio.create_task(_drain(bot))
-    async with httpx.AsyncClient() as http:
-        while True:  # readiness probe of a process we started
-            if process.returncode is not None:
-                raise RuntimeError(f"{name} exited: {bot.lines[-5:]}")
-            try:
-                if (await http.get(f"{bot.url}/readyz", timeout=1)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.02)
+    try:
+        await wait_until_healthy_async(bot.url, alive=lambda: process.returncode is None)
+    except RuntimeError as error:
+        raise RuntimeError(f"{name}: {error}: {bot.lines[-5:]}") from None
     bot.ready_after = time.perf_counter() - started
     return bot
 
@@ -156,13 +141,15 @@ async def set_the_stage(workdir: Path, *, model: str) -> Stage:
         common = {"OPENAI_BASE_URL": f"{llm_server.url}/v1", "OPENAI_API_KEY": "sk-bench"}
         alice_settings = {**common, "OPENAI_MODEL": "alice"}
         bob_settings = {**common, "OPENAI_MODEL": "bob"}
-    alice_port, bob_port = free_port(), free_port()
+    alice_sock, bob_sock = listening_socket(), listening_socket()
+    alice_url = f"http://127.0.0.1:{alice_sock.getsockname()[1]}"
+    bob_url = f"http://127.0.0.1:{bob_sock.getsockname()[1]}"
     bob, alice = await asyncio.gather(
         start_bot(
             "Bob",
             BOB,
-            bob_port,
-            [f"http://127.0.0.1:{alice_port}"],
+            bob_sock,
+            [alice_url],
             workdir / "bob.db",
             A2A_RATE_LIMIT_PER_MINUTE="1000000",  # the load is one caller: Alice
             **bob_settings,
@@ -170,8 +157,8 @@ async def set_the_stage(workdir: Path, *, model: str) -> Stage:
         start_bot(
             "Alice",
             ALICE,
-            alice_port,
-            [f"http://127.0.0.1:{bob_port}"],
+            alice_sock,
+            [bob_url],
             workdir / "alice.db",
             A2A_RATE_LIMIT_PER_MINUTE="1000000",
             **alice_settings,
@@ -182,6 +169,8 @@ async def set_the_stage(workdir: Path, *, model: str) -> Stage:
 
 async def clear_the_stage(stage: Stage) -> None:
     await asyncio.gather(stop_bot(stage.alice), stop_bot(stage.bob))
+    stage.alice.sock.close()
+    stage.bob.sock.close()
     await stage.connector_server.stop()
     if stage.llm_server is not None:
         await stage.llm_server.stop()

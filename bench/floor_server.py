@@ -1,6 +1,6 @@
 """The floor: a bare a2a-sdk JSON-RPC server whose executor answers every message at once.
 
-    python -m bench.floor_server PORT
+    python -m bench.floor_server FD     # serves on the inherited listening socket FD
 
 The benchmark times a SendMessage round trip with the handoff's data part against it; nothing a
 handoff does can be faster than that on the same machine.
@@ -8,6 +8,7 @@ handoff does can be faster than that on the same machine.
 
 from __future__ import annotations
 
+import socket
 import sys
 import uuid
 
@@ -15,11 +16,13 @@ import uvicorn
 from a2a.helpers import new_data_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore
 from a2a.types import Message, Role
 from starlette.applications import Starlette
 
 from a2a_bridge.agent_card import build_agent_card
-from a2a_bridge.server import add_a2a_routes
 
 
 class EchoExecutor(AgentExecutor):
@@ -38,13 +41,21 @@ class EchoExecutor(AgentExecutor):
 
 
 def main() -> None:
-    port = int(sys.argv[1])
-    app = Starlette()
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    port = sock.getsockname()[1]
     card = build_agent_card(
         name="Floor", description="floor", a2a_url=f"http://127.0.0.1:{port}/a2a", requires_bearer_token=False
     )
-    add_a2a_routes(app.router, card=card, executor=EchoExecutor())
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    handler = DefaultRequestHandler(
+        agent_executor=EchoExecutor(), task_store=InMemoryTaskStore(), agent_card=card
+    )
+    app = Starlette(
+        routes=[
+            *create_agent_card_routes(card),
+            *create_jsonrpc_routes(handler, rpc_url="/a2a", enable_v0_3_compat=True),
+        ]
+    )
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ async def run(users_count: int, handoff_share: float, settle_seconds: float) -> 
                     await stage.connector.wait_for(complete, within=settle_seconds)
                 finished = time.perf_counter() - started
             result = account(stage, users)
-            first_reply = {}
+            first_reply: dict[str | None, float] = {}
             for call in stage.connector.sent():
                 first_reply.setdefault(call.conversation_id, call.at)
             latencies = [

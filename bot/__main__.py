@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import ctypes
 import gc
-import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import structlog
 import uvicorn
 import uvloop
 
@@ -24,8 +25,8 @@ from bot.prompts import PromptError
 from bot.service import running_bot
 from bot.store import StoreError
 
-logger = logging.getLogger("bot")
-PACKAGE_DIR = Path(__file__).resolve().parent.parent / "manifests" / "build"
+log = structlog.get_logger("bot")
+PACKAGE_DIR = Path("manifests") / "build"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,18 +83,15 @@ async def serve(settings: Settings) -> None:
 async def _serve(settings: Settings) -> None:
     async with running_bot(settings) as service:
         if settings.local_development:
-            logger.warning(
+            log.warning(
                 "local_development_mode",
-                extra={
-                    "event": "local_development_mode",
-                    "detail": "LOCAL_DEVELOPMENT=true: /a2a accepts unauthenticated peers, loopback service "
-                    "URLs are allowed"
-                    + (
-                        ", and Teams requests are not authenticated"
-                        if settings.dangerously_allow_unauthenticated_requests
-                        else ""
-                    ),
-                },
+                detail="LOCAL_DEVELOPMENT=true: /a2a accepts unauthenticated peers, loopback service URLs "
+                "are allowed"
+                + (
+                    ", and Teams requests are not authenticated"
+                    if settings.dangerously_allow_unauthenticated_requests
+                    else ""
+                ),
             )
         config = uvicorn.Config(
             service.web,
@@ -106,8 +104,9 @@ async def _serve(settings: Settings) -> None:
         server = _GracefulServer(config)
         peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
         _return_startup_memory()
+        inherited = [socket.socket(fileno=settings.listen_fd)] if settings.listen_fd is not None else None
         try:
-            await server.serve()
+            await server.serve(sockets=inherited)
         finally:
             peers_refresh.cancel()
 

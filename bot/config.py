@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     bot_self_url: str
     host: str = "127.0.0.1"
     port: int = Field(default=3978, ge=1, le=65535)
+    listen_fd: int | None = Field(default=None, ge=0)
+    """An inherited listening socket to serve on instead of binding HOST:PORT (socket activation)."""
     peer_urls: CsvList = Field(default_factory=list)
     peer_url: str | None = None
 
@@ -230,6 +232,6 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
     if env_file is not None and not Path(env_file).is_file():
         raise ConfigError(f"--env-file: {env_file} does not exist")
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None

@@ -90,7 +90,7 @@ async def _model(settings: Settings) -> Check:
     )
     client = build_chat_client(settings, lambda: [])
     try:
-        await client.get_response(  # type: ignore[call-overload]
+        await client.get_response(
             [Message("user", ["Health check: call the ping tool with the word 'hello'."])],
             options={"tools": [tool], "tool_choice": "required"},
         )

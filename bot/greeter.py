@@ -8,10 +8,10 @@ conversation's history and the user's next message there continues from it.
 
 from __future__ import annotations
 
-import logging
 import time
 
 import httpx
+import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.clients.conversation import CreateConversationParams
 from microsoft_teams.api.models import Account, ConversationAccount, ConversationReference
@@ -22,9 +22,8 @@ from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 from bot.agent import BotAgent
 from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
-from bot.store import ConversationRef, Store
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class TeamsGreeter:
@@ -33,7 +32,6 @@ class TeamsGreeter:
         *,
         app: App,
         agent: BotAgent,
-        store: Store,
         bot_name: str,
         bot_id: str,
         observe: Observer | None = None,
@@ -41,7 +39,6 @@ class TeamsGreeter:
         self._observe = observe
         self._app = app
         self._agent = agent
-        self._store = store
         self._bot_name = bot_name
         self._bot = Account(id=bot_id, name=bot_name, role="bot")
 
@@ -60,23 +57,11 @@ class TeamsGreeter:
             )
         except httpx.HTTPError as error:
             return self._failed(handoff, "open", error)
-        logger.info(
+        log.info(
             "conversation_created",
-            extra={
-                "event": "conversation_created",
-                "handoff_id": handoff.handoff_id,
-                "conversation_id": conversation.id,
-                "duration_ms": _ms(started),
-            },
-        )
-        await self._store.save_conversation_ref(
-            ConversationRef(
-                conversation_id=conversation.id,
-                service_url=handoff.service_url,
-                tenant_id=handoff.tenant_id,
-                aad_object_id=handoff.aad_object_id,
-                user_name=handoff.user_name,
-            )
+            handoff_id=handoff.handoff_id,
+            conversation_id=conversation.id,
+            duration_ms=_ms(started),
         )
         greeting = await self._agent.run_greeting_turn(conversation.id, handoff)
         started = time.perf_counter()
@@ -95,14 +80,11 @@ class TeamsGreeter:
             )
         except httpx.HTTPError as error:
             return self._failed(handoff, "greet", error)
-        logger.info(
+        log.info(
             "greeting_sent",
-            extra={
-                "event": "greeting_sent",
-                "handoff_id": handoff.handoff_id,
-                "conversation_id": conversation.id,
-                "duration_ms": _ms(started),
-            },
+            handoff_id=handoff.handoff_id,
+            conversation_id=conversation.id,
+            duration_ms=_ms(started),
         )
         return HandoffOutcome(
             handoff_id=handoff.handoff_id,
@@ -113,15 +95,12 @@ class TeamsGreeter:
 
     def _failed(self, handoff: HandoffMessage, stage: str, error: httpx.HTTPError) -> HandoffOutcome:
         status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
-        logger.warning(
+        log.warning(
             "greeting_failure",
-            extra={
-                "event": "greeting_failure",
-                "handoff_id": handoff.handoff_id,
-                "stage": stage,
-                "connector_status": status,
-                "reason": type(error).__name__,
-            },
+            handoff_id=handoff.handoff_id,
+            stage=stage,
+            connector_status=status,
+            reason=type(error).__name__,
         )
         return HandoffOutcome(
             handoff_id=handoff.handoff_id,

@@ -7,22 +7,22 @@ from typing import Any
 
 from agent_framework import HistoryProvider, Message
 
-from bot.store import Store
+from bot.store.history import HistoryStore
 
 
 class StoreHistoryProvider(HistoryProvider):
     """One history per agent session; the session id is the Teams conversation id."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, history: HistoryStore) -> None:
         super().__init__("store")
-        self._store = store
+        self._history = history
 
     async def get_messages(
         self, session_id: str | None, *, state: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Message]:
         if session_id is None:
             return []
-        return [Message.from_dict(item) for item in await self._store.load_history(session_id)]
+        return [Message.from_dict(item) for item in await self._history.load(session_id)]
 
     async def save_messages(
         self,
@@ -34,4 +34,4 @@ class StoreHistoryProvider(HistoryProvider):
     ) -> None:
         if session_id is None:
             return
-        await self._store.append_history(session_id, [message.to_dict() for message in messages])
+        await self._history.append(session_id, [message.to_dict() for message in messages])

@@ -1,4 +1,5 @@
-"""A gate in front of the Teams SDK's /api/messages: a body that is not a valid activity gets 400.
+"""A gate in front of the Teams SDK's /api/messages: a body over the cap gets 413, one that is not
+a valid activity gets 400.
 
 The SDK's route parses and validates inside its handler and answers 500 to anything it cannot
 read; Teams (and anything else that can reach the endpoint) deserves a 4xx that says what is wrong.
@@ -7,30 +8,46 @@ read; Teams (and anything else that can reach the endpoint) deserves a 4xx that 
 from __future__ import annotations
 
 import json
-import logging
 from urllib.parse import urlsplit
 
+import structlog
 from microsoft_teams.api import ActivityTypeAdapter
 from pydantic import ValidationError
 
-from a2a_bridge.limits import ASGIApp, Receive, Scope, Send, read_body, replaying, send_json
+from a2a_bridge.asgi import (
+    ASGIApp,
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    read_capped_body,
+    replaying,
+    send_json,
+)
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
+
+TEAMS_PATH = "/api/messages"
 
 
 class ActivityGate:
-    def __init__(self, app: ASGIApp, *, path: str = "/api/messages") -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self._app = app
-        self._path = path
+        self._max = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self._path:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != TEAMS_PATH:
             await self._app(scope, receive, send)
             return
-        body = await read_body(receive)
+        try:
+            body = await read_capped_body(scope, receive, self._max)
+        except BodyTooLarge as error:
+            log.warning("request_too_large", path=TEAMS_PATH, bytes=error.size, limit=self._max)
+            await send_json(send, 413, {"error": f"request body too large (limit {self._max} bytes)"})
+            return
         problem = _problem(body)
         if problem is not None:
-            logger.warning("activity_rejected", extra={"event": "activity_rejected", "reason": problem})
+            log.warning("activity_rejected", reason=problem)
             await send_json(send, 400, {"error": f"invalid activity: {problem}"})
             return
         await self._app(scope, replaying(body, receive), send)

@@ -1,79 +1,122 @@
 """Logging: one JSON object a line for machines, a readable line when a person watches a terminal.
 
-Events are logged as ``logger.info("event_name", extra={"event": ..., fields...})``; the extra
-fields become top-level keys of the JSON line.
+Code logs events through structlog: ``log.info("handoff_requested", peer=peer, handoff_id=...)``;
+fields bound with ``structlog.contextvars.bound_contextvars`` (a turn's conversation id, a
+handoff's id) are carried by every line logged inside, across awaits. Lines from other libraries
+(uvicorn, the SDKs) go through the same stdlib handler and come out in the same shape.
+
+Lines that carry what a user wrote (``content=True``) are dropped unless LOG_CONTENT=true or the
+level is DEBUG: message text is personal data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from datetime import UTC, datetime
+from collections.abc import MutableMapping
 from typing import Any
 
-from a2a_bridge.log_context import current_log_fields
-from a2a_bridge.telemetry import trace_ids
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
 
-_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    def __init__(self, bot_name: str) -> None:
-        super().__init__()
-        self._bot_name = bot_name
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "bot": self._bot_name,
-            "logger": record.name,
-            "event": getattr(record, "event", None) or record.getMessage(),
-        }
-        if getattr(record, "event", None) and record.getMessage() != record.event:  # type: ignore[attr-defined]
-            line["message"] = record.getMessage()
-        for key, value in current_log_fields().items():
-            line.setdefault(key, value)
-        for trace_id, span_id in trace_ids():
-            line.setdefault("trace_id", trace_id)
-            line.setdefault("span_id", span_id)
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and key not in line:
-                line[key] = value
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+NOISY_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "a2a", "alembic")
 
 
-class ConsoleFormatter(JsonFormatter):
-    def format(self, record: logging.LogRecord) -> str:
-        fields = json.loads(super().format(record))
-        head = (
-            f"{fields.pop('time')[11:23]} {fields.pop('level'):7} {fields.pop('bot')}: {fields.pop('event')}"
-        )
-        fields.pop("logger", None)
-        error = fields.pop("error", None)
-        rest = " ".join(f"{key}={value}" for key, value in fields.items())
-        return f"{head} {rest}".rstrip() + (f"\n{error}" if error else "")
+class _ContentGate:
+    """Drops lines marked ``content=True`` unless content logging was chosen at start-up."""
+
+    def __init__(self, allowed: bool) -> None:
+        self.allowed = allowed
+
+    def __call__(self, logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+        if event.pop("content", False) and not self.allowed:
+            std = logger if isinstance(logger, logging.Logger) else None
+            if std is None or not std.isEnabledFor(logging.DEBUG):
+                raise structlog.DropEvent
+        return event
 
 
-_content_level = logging.DEBUG
+def _trace_ids(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
 
 
-def content_level() -> int:
-    """The level for lines that carry message text or summaries: DEBUG unless LOG_CONTENT=true."""
-    return _content_level
+def _add_bot(bot_name: str) -> Processor:
+    def add(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        event.setdefault("bot", bot_name)
+        return event
+
+    return add
+
+
+def _order(_: WrappedLogger, __: str, event: EventDict) -> MutableMapping[str, Any]:
+    """time, level, bot, logger, event first: how a person scans a line."""
+    head = {key: event.pop(key) for key in ("time", "level", "bot", "logger", "event") if key in event}
+    return {**head, **event}
+
+
+_SHARED: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.PositionalArgumentsFormatter(),
+    _trace_ids,
+]
+
+
+def configure_structlog(*, log_content: bool = False) -> None:
+    """Route structlog through the stdlib logging tree (so one handler renders every line).
+
+    Safe to call more than once (tests do); the last ``log_content`` wins."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            _ContentGate(log_content),
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def json_formatter(bot_name: str) -> logging.Formatter:
+    return _formatter(bot_name, structlog.processors.JSONRenderer(default=str))
+
+
+def console_formatter(bot_name: str, *, colors: bool) -> logging.Formatter:
+    return _formatter(bot_name, structlog.dev.ConsoleRenderer(colors=colors, sort_keys=False))
+
+
+def _formatter(bot_name: str, renderer: Processor) -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            _add_bot(bot_name),
+            structlog.processors.format_exc_info,
+            _order,
+            renderer,
+        ],
+    )
 
 
 def configure_logging(bot_name: str, level: str, *, log_content: bool = False) -> None:
-    global _content_level
-    _content_level = logging.INFO if log_content else logging.DEBUG
+    """JSON lines on stderr; a readable (uncoloured unless a terminal) line when a person watches."""
+    configure_structlog(log_content=log_content)
     handler = logging.StreamHandler(sys.stderr)
-    formatter = ConsoleFormatter if sys.stderr.isatty() else JsonFormatter
-    handler.setFormatter(formatter(bot_name))
+    if sys.stderr.isatty():
+        handler.setFormatter(console_formatter(bot_name, colors=True))
+    else:
+        handler.setFormatter(json_formatter(bot_name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "a2a"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

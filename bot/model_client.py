@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from agent_framework import SupportsChatGetResponse
 
-from a2a_bridge.peer_client import PeerProfile
+from a2a_bridge.card_cache import PeerProfile
 from bot.config import Settings
 from bot.offline_model import OfflineChatClient
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from agent_framework import ChatContext, chat_middleware
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from a2a_bridge.telemetry import A2AMetrics, Stopwatch
 from bot.config import Settings
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -81,8 +81,16 @@ def configure_tracing(settings: Settings) -> Any:
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    logger.info(
-        "tracing_on",
-        extra={"event": "tracing_on", "exporter": settings.otel_traces_exporter, "service_name": name},
-    )
+    instrument_outbound_http()
+    log.info("tracing_on", exporter=settings.otel_traces_exporter, service_name=name)
     return provider
+
+
+def instrument_outbound_http() -> None:
+    """OpenTelemetry's own httpx instrumentation: a client span for every Bot Connector, model and
+    peer call, and the ``traceparent`` header that lets the receiving peer continue the trace."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    instrumentor = HTTPXClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()

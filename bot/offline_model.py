@@ -25,13 +25,11 @@ from agent_framework import (
     Message,
 )
 
-from a2a_bridge.peer_client import PeerProfile
+from a2a_bridge.card_cache import PeerProfile
+from bot.agent import CONSULT_CONTEXT_KEY, HANDOFF_CONTEXT_KEY
+from bot.tools import ASK_TOOL_NAME, HANDOFF_TOOL_NAME
 
 OFFLINE_LABEL = "[offline model]"
-HANDOFF_CONTEXT_KEY = "handoff_context"
-HANDOFF_TOOL_NAME = "handoff_to_peer"
-ASK_TOOL_NAME = "ask_peer"
-CONSULT_CONTEXT_KEY = "consult_context"
 
 _STOPWORDS_TEXT = """
 a about after again all also am an and any are as at be been but by can could do does for from
@@ -68,7 +66,7 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
         self._bot_description = bot_description
         self._peers = peers
 
-    async def _inner_get_response(  # type: ignore[override]
+    async def _inner_get_response(
         self, *, messages: Sequence[Message], stream: bool, options: Mapping[str, Any], **kwargs: Any
     ) -> ChatResponse:
         if stream:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from a2a_bridge.peer_client import PeerProfile
+from a2a_bridge.card_cache import PeerProfile
 
-DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# prompts/ in the source tree, installed as the package data of bot.prompt_files (pyproject.toml).
+PROMPTS_PACKAGE = "bot.prompt_files"
 
 _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "instructions": frozenset({"bot_name", "bot_description", "peers_section"}),
@@ -41,13 +44,14 @@ class Prompts:
     templates: dict[str, str]
 
     @classmethod
-    def load(cls, directory: Path = DEFAULT_PROMPTS_DIR) -> Prompts:
+    def load(cls, directory: Traversable | Path | None = None) -> Prompts:
+        directory = directory if directory is not None else resources.files(PROMPTS_PACKAGE)
         templates = {}
         for name, allowed in _PLACEHOLDERS.items():
             path = directory / f"{name}.txt"
             try:
                 text = path.read_text(encoding="utf-8").strip()
-            except OSError:
+            except (OSError, FileNotFoundError):
                 raise PromptError(f"PROMPTS: {path} is missing") from None
             used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
             unknown = used - allowed

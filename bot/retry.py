@@ -7,7 +7,6 @@ answers, not accidents, and are returned to the caller at once.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,10 +14,11 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import httpx
+import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({412, 429, 502, 503, 504})
@@ -75,16 +75,13 @@ async def call_connector(
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
-        logger.warning(
+        log.warning(
             "connector_retry",
-            extra={
-                "event": "connector_retry",
-                "call": what,
-                "attempt": state.attempt_number,
-                "connector_status": status,
-                "reason": type(error).__name__,
-                "wait_s": round(state.upcoming_sleep, 2),
-            },
+            call=what,
+            attempt=state.attempt_number,
+            connector_status=status,
+            reason=type(error).__name__,
+            wait_s=round(state.upcoming_sleep, 2),
         )
 
     async for attempt in AsyncRetrying(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from a2a.types import AgentCard
@@ -13,28 +13,29 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from microsoft_teams.apps import App, FastAPIAdapter
 from microsoft_teams.common.http import ClientOptions
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from a2a_bridge.agent_card import build_agent_card
-from a2a_bridge.auth import PeerAuthMiddleware, SharedSecretSigner, SharedSecretVerifier
+from a2a_bridge.auth import PeerTokenInterceptor, SharedSecretSigner, SharedSecretVerifier
+from a2a_bridge.card_cache import CardPolicy, PeerCards
 from a2a_bridge.card_signing import CardKeyError, card_verifier, read_public_keys, sign_card
-from a2a_bridge.executor import HandoffAgentExecutor, HandoffPolicy
-from a2a_bridge.limits import BodySizeLimit, CallerRateLimit, RateLimiter
-from a2a_bridge.peer_client import PeerDirectory
-from a2a_bridge.server import A2A_PATH, add_a2a_routes
-from a2a_bridge.telemetry import TraceContextMiddleware
+from a2a_bridge.executor import HandoffAgentExecutor
+from a2a_bridge.limits import RateLimiter
+from a2a_bridge.peer_client import CallPolicy, PeerClient
+from a2a_bridge.policy import HandoffPolicy
+from a2a_bridge.server import A2A_PATH, A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
 from bot.greeter import TeamsGreeter
+from bot.handoffs import HandoffSender
 from bot.inbound import ActivityGate
 from bot.model_client import build_chat_client
 from bot.observability import BotMetrics
 from bot.prompts import Prompts
 from bot.store import Store
-from bot.teams import register_teams_handlers
+from bot.teams import TeamsSurface
 from bot.turns import TurnRunner
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class BotService:
     settings: Settings
     web: FastAPI
     store: Store
-    peers: PeerDirectory
+    peers: PeerClient
     agent: BotAgent
     turns: TurnRunner
     metrics: BotMetrics
@@ -60,109 +61,137 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
         follow_redirects=False,
     )
     try:
-        secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
-        peers = PeerDirectory(
-            settings.peer_urls,
-            http,
-            self_name=settings.bot_name,
-            signer=SharedSecretSigner(secret, settings.bot_name) if secret else None,
-            card_max_age=settings.peer_card_max_age_seconds,
-            retry_after=settings.peer_retry_seconds,
-            call_timeout=settings.peer_timeout_seconds,
-            card_verifier=_peer_card_verifier(settings),
-            metrics=metrics.a2a,
-        )
-        metrics.a2a.watch_breakers(peers.breaker_states)
-        agent = BotAgent(
-            bot_name=settings.bot_name,
-            bot_description=settings.bot_description,
-            client=build_chat_client(settings, peers.available),
-            prompts=prompts,
-            peers=peers,
-            store=store,
-            middleware=[metrics.model_timer(settings.model_provider)],
-            consent=settings.handoff_consent,
-        )
-        web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
-        teams = App(
-            http_server_adapter=FastAPIAdapter(app=web),
-            client_id=settings.client_id,
-            client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
-            tenant_id=settings.tenant_id,
-            dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
-            client=ClientOptions(timeout=settings.connector_timeout_seconds),
-        )
-        turns = TurnRunner()
-        metrics.turns_in_flight.set_function(lambda: turns.in_flight)
-        register_teams_handlers(
-            teams,
-            bot_name=settings.bot_name,
-            agent=agent,
-            store=store,
-            turns=turns,
-            prompts=prompts,
-            observe=metrics.observe_connector,
-            tenant_allowlist=settings.tenant_allowlist,
-        )
-        await teams.initialize()
-        executor = HandoffAgentExecutor(
-            policy=HandoffPolicy(
-                receiver_name=settings.bot_name,
-                max_hops=settings.max_handoff_hops,
-                service_url_hosts=tuple(host.lower() for host in settings.service_url_allowlist),
-                allow_loopback_service_urls=settings.local_development,
-                tenant_allowlist=tuple(settings.tenant_allowlist),
-            ),
-            delivery=TeamsGreeter(
-                app=teams,
-                agent=agent,
-                store=store,
-                bot_name=settings.bot_name,
-                bot_id=settings.teams_bot_id,
-                observe=metrics.observe_connector,
-            ),
-            ledger=store,
-            consultant=agent,
-            metrics=metrics.a2a,
-        )
-        card = build_agent_card(
-            name=settings.bot_name,
-            description=settings.bot_description,
-            a2a_url=settings.a2a_url,
-            requires_bearer_token=secret is not None,
-        )
-        if settings.agent_card_signing_key_file is not None:
-            card = _signed(card, settings)
-        add_a2a_routes(web.router, card=card, executor=executor)
-        # Added innermost first: size cap, trace context, activity gate, peer auth, rate, routes.
-        web.add_middleware(
-            CallerRateLimit,  # type: ignore[arg-type]
-            limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
-            path=A2A_PATH,
-        )
-        web.add_middleware(
-            PeerAuthMiddleware,  # type: ignore[arg-type]
-            verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
-            path=A2A_PATH,
-        )
-        web.add_middleware(ActivityGate)  # type: ignore[arg-type]
-        web.add_middleware(TraceContextMiddleware, path=A2A_PATH)  # type: ignore[arg-type]
-        web.add_middleware(
-            BodySizeLimit,  # type: ignore[arg-type]
-            max_bytes=settings.max_request_bytes,
-            paths=(A2A_PATH, "/api/messages"),
-        )
-        service = BotService(
-            settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns, metrics=metrics
-        )
-        _add_health_routes(service)
+        service = await _build(settings, prompts, metrics, store, http)
         try:
             yield service
         finally:
-            await turns.drain(settings.shutdown_grace_seconds)
+            await service.turns.drain(settings.shutdown_grace_seconds)
     finally:
         await http.aclose()
         await store.close()
+
+
+async def _build(
+    settings: Settings, prompts: Prompts, metrics: BotMetrics, store: Store, http: httpx.AsyncClient
+) -> BotService:
+    secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
+    peers = _peer_client(settings, http, secret, metrics)
+    sender = HandoffSender(
+        bot_name=settings.bot_name,
+        peers=peers,
+        consent=store.consent,
+        prompts=prompts,
+        consent_mode=settings.handoff_consent,
+    )
+    agent = BotAgent(
+        bot_name=settings.bot_name,
+        bot_description=settings.bot_description,
+        client=build_chat_client(settings, peers.available),
+        prompts=prompts,
+        peers=peers,
+        history=store.history,
+        sender=sender,
+        middleware=[metrics.model_timer(settings.model_provider)],
+    )
+    web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
+    teams = App(
+        http_server_adapter=FastAPIAdapter(app=web),
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
+        tenant_id=settings.tenant_id,
+        dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
+        client=ClientOptions(timeout=settings.connector_timeout_seconds),
+    )
+    turns = TurnRunner()
+    metrics.turns_in_flight.set_function(lambda: turns.in_flight)
+    TeamsSurface(
+        bot_name=settings.bot_name,
+        agent=agent,
+        sender=sender,
+        store=store,
+        prompts=prompts,
+        turns=turns,
+        tenant_allowlist=settings.tenant_allowlist,
+        observe=metrics.observe_connector,
+    ).register(teams)
+    await teams.initialize()
+    executor = HandoffAgentExecutor(
+        policy=HandoffPolicy(
+            receiver_name=settings.bot_name,
+            max_hops=settings.max_handoff_hops,
+            service_url_hosts=tuple(host.lower() for host in settings.service_url_allowlist),
+            allow_loopback_service_urls=settings.local_development,
+            tenant_allowlist=tuple(settings.tenant_allowlist),
+        ),
+        delivery=TeamsGreeter(
+            app=teams,
+            agent=agent,
+            bot_name=settings.bot_name,
+            bot_id=settings.teams_bot_id,
+            observe=metrics.observe_connector,
+        ),
+        ledger=store.handoffs,
+        consultant=agent,
+        metrics=metrics.a2a,
+    )
+    door = A2ADoor(
+        max_body_bytes=settings.max_request_bytes,
+        verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
+        limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
+    )
+    web.router.routes.extend(a2a_routes(card=_card(settings, secret), executor=executor, door=door))
+    web.add_middleware(ActivityGate, max_bytes=settings.max_request_bytes)
+    web.add_middleware(OpenTelemetryMiddleware, default_span_details=_span_details)
+    service = BotService(
+        settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns, metrics=metrics
+    )
+    _add_health_routes(service)
+    return service
+
+
+def _peer_client(
+    settings: Settings, http: httpx.AsyncClient, secret: str | None, metrics: BotMetrics
+) -> PeerClient:
+    signer = SharedSecretSigner(secret, settings.bot_name) if secret else None
+    cards = PeerCards(
+        settings.peer_urls,
+        http,
+        self_name=settings.bot_name,
+        policy=CardPolicy(
+            max_age=settings.peer_card_max_age_seconds, retry_after=settings.peer_retry_seconds
+        ),
+        interceptors=[PeerTokenInterceptor(signer)] if signer else [],
+        verifier=_peer_card_verifier(settings),
+    )
+    peers = PeerClient(cards, policy=CallPolicy(timeout=settings.peer_timeout_seconds), metrics=metrics.a2a)
+    metrics.a2a.watch_breakers(peers.breaker_states)
+    return peers
+
+
+def _span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Server spans named for the surface: ``a2a.receive`` for a peer's call, else method and path."""
+    path = str(scope.get("path", ""))
+    if path == A2A_PATH or path.startswith(A2A_PATH + "/"):
+        return "a2a.receive", {}
+    return f"{scope.get('method', 'HTTP')} {path}", {}
+
+
+def _card(settings: Settings, secret: str | None) -> AgentCard:
+    card = build_agent_card(
+        name=settings.bot_name,
+        description=settings.bot_description,
+        a2a_url=settings.a2a_url,
+        requires_bearer_token=secret is not None,
+    )
+    path = settings.agent_card_signing_key_file
+    if path is None:
+        return card
+    try:
+        return sign_card(card, private_key_pem=path.read_bytes(), kid=settings.bot_name)
+    except OSError:
+        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {path} cannot be read") from None
+    except CardKeyError as error:
+        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {error}") from None
 
 
 def _peer_card_verifier(settings: Settings) -> Callable[[AgentCard], None] | None:
@@ -172,17 +201,6 @@ def _peer_card_verifier(settings: Settings) -> Callable[[AgentCard], None] | Non
         return card_verifier(read_public_keys(settings.peer_card_public_key_files))
     except CardKeyError as error:
         raise ConfigError(f"PEER_CARD_PUBLIC_KEY_FILES: {error}") from None
-
-
-def _signed(card: AgentCard, settings: Settings) -> AgentCard:
-    path = settings.agent_card_signing_key_file
-    assert path is not None
-    try:
-        return sign_card(card, private_key_pem=path.read_bytes(), kid=settings.bot_name)
-    except OSError:
-        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {path} cannot be read") from None
-    except CardKeyError as error:
-        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {error}") from None
 
 
 def _add_health_routes(service: BotService) -> None:

@@ -8,10 +8,11 @@ when it is ready. Shutdown waits for turns in flight (bounded), and names any it
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
-logger = logging.getLogger(__name__)
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class TurnRunner:
@@ -46,19 +47,16 @@ class TurnRunner:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("turn_crashed", exc_info=task.exception(), extra={"event": "turn_crashed"})
+            log.error("turn_crashed", exc_info=task.exception())
 
     async def drain(self, grace_seconds: float) -> None:
         """Let turns in flight finish; after ``grace_seconds`` cancel the rest and log which they were."""
         if not self._tasks:
             return
-        logger.info("turns_draining", extra={"event": "turns_draining", "in_flight": len(self._tasks)})
+        log.info("turns_draining", in_flight=len(self._tasks))
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
         for task in pending:
-            logger.error(
-                "turn_abandoned",
-                extra={"event": "turn_abandoned", "conversation_id": self._tasks.get(task, "?")},
-            )
+            log.error("turn_abandoned", conversation_id=self._tasks.get(task, "?"))
             task.cancel()
         if pending:
             await asyncio.wait(pending)

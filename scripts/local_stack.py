@@ -28,7 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make ``scripts`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.bot_process import ROOT, bot_launch, listening_socket
+
 RUN_DIR = ROOT / ".run"
 VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
@@ -229,20 +232,33 @@ class LocalStack:
             for bot in self.plan.bots
         }
         for bot in self.plan.bots:
-            env = {
-                **os.environ,
-                "PORT": str(bot.port),
-                "BOT_SELF_URL": bot.url,
-                "PEER_URLS": peers[bot.name],
-                "STATE_URL": f"sqlite+aiosqlite:///{self.plan.state_dir / bot.name.lower()}.local.db",
-            }
-            self._spawn(
-                f"{bot.name} bot",
-                [str(VENV_PYTHON), "-m", "bot", "--env-file", str(bot.env_file)],
-                env=env,
-                cwd=ROOT,
-                health_url=f"{bot.url}/healthz",
+            try:
+                sock = listening_socket(bot.port)
+            except OSError:
+                raise StackError(
+                    f"port {bot.port} already in use: is the local stack already running? "
+                    "Stop it with `make stop` (or free the port) and try again."
+                ) from None
+            launch = bot_launch(
+                "--env-file",
+                str(bot.env_file),
+                sock=sock,
+                python=VENV_PYTHON,
+                inherit=dict(os.environ),
+                settings={
+                    "PEER_URLS": peers[bot.name],
+                    "STATE_URL": f"sqlite+aiosqlite:///{self.plan.state_dir / bot.name.lower()}.local.db",
+                },
             )
+            with sock:
+                self._spawn(
+                    f"{bot.name} bot",
+                    launch.argv,
+                    env=launch.env,
+                    cwd=ROOT,
+                    health_url=f"{bot.url}/healthz",
+                    pass_fds=launch.pass_fds,
+                )
         if self.plan.with_playgrounds:
             for bot in self.plan.bots:
                 folder = self.plan.log_dir.parent / f"playground-{bot.name.lower()}"
@@ -286,6 +302,7 @@ class LocalStack:
         cwd: Path,
         health_url: str,
         log_name: str | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         log = self.plan.log_dir / (log_name or f"{label.replace(' ', '-').lower()}.log")
         with log.open("ab") as sink:
@@ -297,6 +314,7 @@ class LocalStack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         self.processes.append(RunningProcess(label, process, log, health_url))
 

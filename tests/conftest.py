@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bot.config import Settings
+from bot.logs import configure_structlog
 from tests.harness import FUZZ_COUNTS, LoopbackServer
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI
@@ -17,6 +18,8 @@ from tests.standins.openai_server import StandInOpenAI
 for _name in list(os.environ):
     if _name.lower() in Settings.model_fields or _name.startswith(("OPENAI_", "AZURE_OPENAI_")):
         del os.environ[_name]
+
+configure_structlog()
 
 ALICE_DESCRIPTION = (
     "Travel and expenses: business trips, flights, hotels, trains, rental cars, visas, per diems, "
@@ -63,6 +66,7 @@ async def llm_server() -> AsyncIterator[tuple[StandInOpenAI, LoopbackServer]]:
 def llm(llm_server: tuple[StandInOpenAI, LoopbackServer]) -> StandInOpenAI:
     standin, _ = llm_server
     standin.requests.clear()
+    standin.arrivals.clear()
     standin.scripts.clear()
     return standin
 

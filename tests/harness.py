@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,9 +14,13 @@ from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy import select
 
+from a2a_bridge.handoff import HandoffOutcome
 from bot.config import Settings
 from bot.service import BotService, running_bot
+from bot.store import Store
+from bot.store.schema import handoffs
 from tests.standins.connector import ConnectorCall, StandInConnector
 
 ASGIApp = Callable[..., Any]
@@ -117,7 +122,7 @@ async def start_bot(
     }
     values.update(settings)
     exit_stack = contextlib.AsyncExitStack()
-    service = await exit_stack.enter_async_context(running_bot(Settings(_env_file=None, **values)))  # type: ignore[call-arg]
+    service = await exit_stack.enter_async_context(running_bot(Settings(_env_file=None, **values)))
     recorder = RequestRecorder(service.web)
     server = LoopbackServer(recorder, sock).start()
     return RunningBot(name, url, service, recorder, server, exit_stack)
@@ -205,3 +210,24 @@ async def alice_and_bob(
         ) as alice,
     ):
         yield alice, bob
+
+
+def logged(records: list[logging.LogRecord], event: str | None = None) -> list[dict[str, Any]]:
+    """The structured fields of captured log records (structlog hands the stdlib its event dict),
+    optionally only those of one event."""
+    entries = [
+        dict(record.msg) if isinstance(record.msg, dict) else {"event": record.getMessage()}
+        for record in records
+    ]
+    return [entry for entry in entries if event is None or entry.get("event") == event]
+
+
+async def recorded_handoff_outcomes(store: Store) -> list[HandoffOutcome]:
+    """The handoffs a bot received and finished, newest first, read straight from its ledger."""
+    async with store.engine.connect() as connection:
+        rows = await connection.execute(
+            select(handoffs.c.outcome)
+            .where(handoffs.c.status != "pending")
+            .order_by(handoffs.c.created_at.desc())
+        )
+        return [HandoffOutcome.model_validate_json(raw) for raw in rows.scalars()]

@@ -4,39 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from scripts.bot_process import bot_launch, listening_socket, wait_until_healthy_async
 
 
 def process_env(**settings: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(settings)
-    return env
+    """The environment of a bot process started by a test: this one's PATH and HOME, and ``settings``."""
+    return bot_launch(settings=settings).env
 
 
 async def spawn_bot(*args: str, cwd: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
     """``python -m bot ARGS`` with stdout and stderr piped to the test."""
+    launch = bot_launch(*args, inherit=env)
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
+        *launch.argv,
         cwd=cwd,
-        env=env,
+        env=launch.env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -53,49 +41,59 @@ async def run_bot_to_exit(*args: str, cwd: Path, env: dict[str, str], within: fl
 
 @dataclass
 class BotProcess:
-    """``python -m bot`` on a loopback port; its JSON log lines are collected as they come."""
+    """``python -m bot`` on a loopback port chosen when the test creates it, and kept across
+    restarts; its JSON log lines are collected as they come.
+
+    The socket is bound here and handed to the process, which then holds the only copy: while the
+    process is down (killed, restarting), connections are refused, as they would be in production."""
 
     name: str
-    port: int
     settings: dict[str, str]
     cwd: Path
+    _sock: socket.socket | None = field(default_factory=listening_socket)
+    port: int = 0
     process: asyncio.subprocess.Process | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
-    _listening: asyncio.Event = field(default_factory=asyncio.Event)
     _logged: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def __post_init__(self) -> None:
+        assert self._sock is not None
+        self.port = int(self._sock.getsockname()[1])
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> BotProcess:
-        self._listening = asyncio.Event()
-        env = process_env(
-            BOT_NAME=self.name,
-            BOT_SELF_URL=self.url,
-            PORT=str(self.port),
-            LOCAL_DEVELOPMENT="true",
-            DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS="true",
-            **self.settings,
+        sock = self._sock or listening_socket(self.port)
+        self._sock = None
+        launch = bot_launch(
+            sock=sock,
+            settings={
+                "BOT_NAME": self.name,
+                "LOCAL_DEVELOPMENT": "true",
+                "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS": "true",
+                **self.settings,
+            },
         )
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
+            *launch.argv,
             cwd=self.cwd,
-            env=env,
+            env=launch.env,
+            pass_fds=launch.pass_fds,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
+        sock.close()
         self._reader = asyncio.create_task(self._read())
-        waiter = asyncio.create_task(self._listening.wait())
-        exited = asyncio.create_task(self.process.wait())
-        await asyncio.wait({waiter, exited}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        exited.cancel()
-        if not self._listening.is_set():
-            raise AssertionError(f"{self.name} did not start listening; log: {self.log[-5:]}")
+        process = self.process
+        try:
+            await wait_until_healthy_async(
+                self.url, alive=lambda: process.returncode is None, path="/healthz"
+            )
+        except RuntimeError as error:
+            raise AssertionError(f"{self.name}: {error}; log: {self.log[-5:]}") from None
         return self
 
     async def _read(self) -> None:
@@ -106,8 +104,6 @@ class BotProcess:
             except ValueError:
                 entry = {"event": line.decode(errors="replace").strip()}
             self.log.append(entry)
-            if str(entry.get("event", "")).startswith("Uvicorn running"):
-                self._listening.set()
             async with self._logged:
                 self._logged.notify_all()
 

@@ -14,7 +14,7 @@ import pytest
 
 from a2a_bridge.auth import SharedSecretSigner
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import RunningBot, started_bot, user_says
+from tests.harness import RunningBot, logged, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
 
@@ -31,7 +31,7 @@ def token(**overrides: Any) -> str:
     now = int(time.time())
     claims = {"iss": "Alice", "aud": "Bob", "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
     claims.update(overrides)
-    key = claims.pop("key", SECRET)
+    key = str(claims.pop("key", SECRET))
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
 
 
@@ -101,7 +101,9 @@ async def test_bad_token_gets_401_with_a_json_rpc_error_and_no_teams_call(
     assert response.json()["error"]["code"] == -32001
     assert reason in response.json()["error"]["message"]
     assert connector.calls == []
-    assert any(reason in getattr(record, "reason", "") for record in caplog.records)
+    assert any(
+        reason in str(entry.get("reason", "")) for entry in logged(caplog.records, "a2a_auth_rejected")
+    )
     if authorization:
         assert authorization.split()[-1] not in caplog.text
 

@@ -80,13 +80,13 @@ async def test_no_on_the_card_keeps_the_user_with_alice_and_is_remembered(
     service_url: str,
     state_dir: Path,
 ) -> None:
-    def alice(request: dict[str, Any]) -> dict[str, Any]:
+    def alice_model(request: dict[str, Any]) -> dict[str, Any]:
         last = last_message(request)
         if last["role"] == "tool":
             return say(f"Alright, I'll help myself. ({last['content']})")
         return tool_then_say("handoff_to_peer", "x", peer="Bob", summary="Dana's VPN drops.")(request)
 
-    llm.script("alice-model", alice)
+    llm.script("alice-model", alice_model)
     llm.script("bob-model", lambda request: say("unused"))
     async with alice_and_bob(state_dir, llm_settings, handoff_consent="ask") as (alice, bob):
         [question] = await user_says(

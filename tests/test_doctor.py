@@ -26,7 +26,7 @@ def tool_caller(request: dict[str, Any]) -> dict[str, Any]:
 
 async def doctor(**values: Any) -> tuple[int, str]:
     out = io.StringIO()
-    code = await run_doctor(Settings(_env_file=None, **values), out=out)  # type: ignore[call-arg]
+    code = await run_doctor(Settings(_env_file=None, **values), out=out)
     return code, out.getvalue()
 
 

@@ -146,39 +146,55 @@ FUZZ = settings(
 )
 
 
-@FUZZ
-@given(body=jsonrpc_bodies)
-def test_fuzzed_json_rpc_never_gets_a_5xx(fuzz_bob: RunningBot, body: Any) -> None:
-    FUZZ_COUNTS["/a2a JSON-RPC bodies"] = FUZZ_COUNTS.get("/a2a JSON-RPC bodies", 0) + 1
-    response = post(fuzz_bob, "/a2a", body, {"A2A-Version": "1.0"})
-    assert response.status_code < 500, response.text
-
-
-@FUZZ
-@given(handoff=handoff_variants)
-def test_fuzzed_handoff_messages_never_get_a_5xx(fuzz_bob: RunningBot, handoff: dict[str, Any]) -> None:
-    FUZZ_COUNTS["/a2a HandoffMessage variants"] = FUZZ_COUNTS.get("/a2a HandoffMessage variants", 0) + 1
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "SendMessage",
-        "params": {"message": {"role": "ROLE_USER", "messageId": "fuzz", "parts": [{"data": handoff}]}},
-    }
-    response = post(fuzz_bob, "/a2a", body, {"A2A-Version": "1.0"})
-    assert response.status_code < 500, response.text
-    reply = response.json()
-    assert ("result" in reply) != ("error" in reply)
-
-
-@FUZZ
-@given(activity=activities)
-def test_fuzzed_activities_never_get_a_5xx(fuzz_bob: RunningBot, activity: Any) -> None:
-    FUZZ_COUNTS["/api/messages activities"] = FUZZ_COUNTS.get("/api/messages activities", 0) + 1
-    response = post(fuzz_bob, "/api/messages", activity)
-    assert response.status_code < 500, response.text
-
-
-def test_bob_still_serves_after_the_fuzzing(fuzz_bob: RunningBot) -> None:
+def assert_still_serves(bot: RunningBot) -> None:
     with httpx.Client() as client:
-        assert client.get(f"{fuzz_bob.url}/healthz").status_code == 200
-        assert client.get(f"{fuzz_bob.url}/.well-known/agent-card.json").json()["name"] == "Bob"
+        assert client.get(f"{bot.url}/healthz").status_code == 200
+        assert client.get(f"{bot.url}/.well-known/agent-card.json").json()["name"] == "Bob"
+
+
+def count(target: str) -> None:
+    FUZZ_COUNTS[target] = FUZZ_COUNTS.get(target, 0) + 1
+
+
+def test_fuzzed_json_rpc_never_gets_a_5xx_and_bob_still_serves(fuzz_bob: RunningBot) -> None:
+    @FUZZ
+    @given(body=jsonrpc_bodies)
+    def case(body: Any) -> None:
+        count("/a2a JSON-RPC bodies")
+        response = post(fuzz_bob, "/a2a", body, {"A2A-Version": "1.0"})
+        assert response.status_code < 500, response.text
+
+    case()
+    assert_still_serves(fuzz_bob)
+
+
+def test_fuzzed_handoff_messages_never_get_a_5xx_and_bob_still_serves(fuzz_bob: RunningBot) -> None:
+    @FUZZ
+    @given(handoff=handoff_variants)
+    def case(handoff: dict[str, Any]) -> None:
+        count("/a2a HandoffMessage variants")
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "SendMessage",
+            "params": {"message": {"role": "ROLE_USER", "messageId": "fuzz", "parts": [{"data": handoff}]}},
+        }
+        response = post(fuzz_bob, "/a2a", body, {"A2A-Version": "1.0"})
+        assert response.status_code < 500, response.text
+        reply = response.json()
+        assert ("result" in reply) != ("error" in reply)
+
+    case()
+    assert_still_serves(fuzz_bob)
+
+
+def test_fuzzed_activities_never_get_a_5xx_and_bob_still_serves(fuzz_bob: RunningBot) -> None:
+    @FUZZ
+    @given(activity=activities)
+    def case(activity: Any) -> None:
+        count("/api/messages activities")
+        response = post(fuzz_bob, "/api/messages", activity)
+        assert response.status_code < 500, response.text
+
+    case()
+    assert_still_serves(fuzz_bob)

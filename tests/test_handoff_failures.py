@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import alice_and_bob, start_bot, started_bot, user_says
+from tests.harness import alice_and_bob, recorded_handoff_outcomes, start_bot, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 
@@ -45,7 +45,7 @@ async def test_create_conversation_403_tells_user_bob_could_not_reach_them(
         assert "not installed for you" in notice.text
         assert "will message you" not in notice.text
         assert llm.requests_for("bob-model") == []
-        [outcome] = await bob.service.store.handoff_outcomes()
+        [outcome] = await recorded_handoff_outcomes(bob.service.store)
         assert outcome.status.value == "failed"
 
 

@@ -88,6 +88,7 @@ async def test_handoff_to_bob_greets_user_in_new_chat(
         assert create.body["members"][0]["id"] == user.aad_object_id
         assert create.body["tenantId"] == user.tenant_id
         new_conversation = connector.created()[0].returned_id
+        assert new_conversation is not None
         [greeting] = connector.sent(new_conversation)
         assert greeting.prefix == "emea"
         assert greeting.text.startswith("**Bob:** Hi Dana, I'm Bob")
@@ -123,6 +124,7 @@ async def test_users_next_message_to_bob_has_greeting_and_summary_in_history(
         )
         [create] = connector.created()
         new_conversation = create.returned_id
+        assert new_conversation is not None
 
         await user_says(
             http,
@@ -191,6 +193,7 @@ async def test_three_bots_model_picks_carol_from_exactly_two_offered_peers(
         assert carol.a2a_calls == 1
         assert bob.a2a_calls == 0
         new_conversation = connector.created()[0].returned_id
+        assert new_conversation is not None
         [greeting] = connector.sent(new_conversation)
         assert greeting.text.startswith("**Carol:** Hi Dana, Carol from HR")
         [notice] = connector.sent("a:dana-alice")

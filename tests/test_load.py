@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from tests.processes import ROOT
+from scripts.bot_process import ROOT
 
 
 async def test_load_script_reports_no_lost_or_duplicated_messages() -> None:
@@ -30,4 +30,3 @@ async def test_load_script_reports_no_lost_or_duplicated_messages() -> None:
     assert result["lost_greetings"] == 0
     assert result["duplicates"] == 0
     assert result["unexpected_greetings"] == 0
-    assert result["throughput_users_per_s"] > 0

@@ -15,8 +15,9 @@ import pytest
 
 from bot.config import Settings
 from bot.manifest import MANIFEST_VERSION, ManifestError, build_manifest, write_package
+from scripts.bot_process import ROOT
 from tests.conftest import ALICE_DESCRIPTION
-from tests.processes import ROOT, process_env, spawn_bot
+from tests.processes import process_env, spawn_bot
 
 APP_ID = "3f2a6c1e-8b7d-4e5f-9a0b-1c2d3e4f5a6b"
 SCHEMA = (
@@ -44,7 +45,7 @@ def settings(**overrides: Any) -> Settings:
         "a2a_auth_secret": "x" * 40,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def read_png(data: bytes) -> tuple[int, int, list[tuple[int, int, int, int]]]:

@@ -16,7 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.logs import JsonFormatter
+from bot.logs import json_formatter
+from bot.observability import instrument_outbound_http
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
 from tests.harness import alice_and_bob, started_bot, user_says
 from tests.standins.connector import StandInConnector
@@ -31,6 +32,7 @@ def spans() -> InMemorySpanExporter:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    instrument_outbound_http()
     return exporter
 
 
@@ -38,7 +40,7 @@ def spans() -> InMemorySpanExporter:
 def json_log() -> Iterator[io.StringIO]:
     sink = io.StringIO()
     handler = logging.StreamHandler(sink)
-    handler.setFormatter(JsonFormatter("test"))
+    handler.setFormatter(json_formatter("test"))
     root = logging.getLogger()
     root.addHandler(handler)
     level = root.level
@@ -100,7 +102,7 @@ async def test_metrics_count_handoffs_calls_and_state(
         raise AssertionError(f"no sample {name} {labels}")
 
     assert sample(alice_metrics, "handoffs_sent_total", peer="Bob", outcome="delivered") == 1
-    assert sample(alice_metrics, "a2a_call_duration_seconds_count", peer="Bob", result="delivered") == 1
+    assert sample(alice_metrics, "a2a_call_duration_seconds_count", peer="Bob", result="ok") == 1
     # One model call: the turn ends at the handoff tool (the user gets the outcome template, not model text).
     assert sample(alice_metrics, "model_call_duration_seconds_count", provider="offline", result="ok") == 1
     assert (

@@ -25,6 +25,7 @@ async def test_offline_alice_hands_an_it_question_to_bob(
 
         assert bob.a2a_calls == 1
         new_conversation = connector.created()[0].returned_id
+        assert new_conversation is not None
         [greeting] = connector.sent(new_conversation)
         assert greeting.text.startswith(
             "**Bob:** [offline model] Hi Dana Smith, I'm Bob, taking over from Alice."

@@ -12,20 +12,23 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from a2a_bridge.agent_card import build_agent_card
+from a2a_bridge.card_cache import CardPolicy, PeerCards
 from a2a_bridge.handoff import HandoffMessage
-from a2a_bridge.peer_client import PeerDirectory
+from a2a_bridge.peer_client import CallPolicy, PeerClient
 from tests.harness import LoopbackServer, RequestRecorder, reserve_socket
 
 CARD_PATH = "/.well-known/agent-card.json"
 
 
 class FlakyPeer:
-    """A peer whose card is fine but whose /a2a answers 503 (a stand-in for a sick peer)."""
+    """A peer whose card is fine but whose /a2a answers 503 (a stand-in for a sick peer), or, with
+    ``refusing``, a JSON-RPC error (a peer that is up and says no)."""
 
     def __init__(self) -> None:
         self.app = FastAPI()
         self.description = "IT and devices"
         self.url = ""
+        self.refusing = False
         self.app.add_api_route(CARD_PATH, self.card, methods=["GET"])
         self.app.add_api_route("/a2a", self.a2a, methods=["POST"])
 
@@ -36,6 +39,10 @@ class FlakyPeer:
         return JSONResponse(agent_card_to_dict(card))
 
     async def a2a(self, request: Request) -> JSONResponse:
+        if self.refusing:
+            call = await request.json()
+            error = {"code": -32602, "message": "invalid params"}
+            return JSONResponse({"jsonrpc": "2.0", "id": call.get("id"), "error": error})
         return JSONResponse({"error": "sick"}, status_code=503)
 
 
@@ -70,18 +77,11 @@ def handoff() -> HandoffMessage:
     )
 
 
-def directory(http: httpx.AsyncClient, url: str, clock: Clock, **options: Any) -> PeerDirectory:
-    return PeerDirectory(
-        [url],
-        http,
-        self_name="Alice",
-        signer=None,
-        card_max_age=300,
-        retry_after=5,
-        call_timeout=10,
-        clock=clock,
-        **options,
+def directory(http: httpx.AsyncClient, *urls: str, clock: Clock, **call_policy: Any) -> PeerClient:
+    cards = PeerCards(
+        list(urls), http, self_name="Alice", policy=CardPolicy(max_age=300, retry_after=5), clock=clock
     )
+    return PeerClient(cards, policy=CallPolicy(timeout=10, **call_policy), clock=clock)
 
 
 async def test_card_is_cached_and_read_again_once_older_than_the_max_age(
@@ -89,7 +89,7 @@ async def test_card_is_cached_and_read_again_once_older_than_the_max_age(
 ) -> None:
     flaky, recorder = peer
     clock = Clock()
-    peers = directory(http, flaky.url, clock)
+    peers = directory(http, flaky.url, clock=clock)
     await peers.refresh()
     await peers.refresh()
     assert recorder.count("GET", CARD_PATH) == 1
@@ -107,7 +107,7 @@ async def test_failing_peer_is_retried_then_its_breaker_opens_and_probes_after_t
 ) -> None:
     flaky, recorder = peer
     clock = Clock()
-    peers = directory(http, flaky.url, clock, attempts=2, breaker_threshold=2, breaker_cooldown=30)
+    peers = directory(http, flaky.url, clock=clock, attempts=2, breaker_threshold=2, breaker_cooldown=30)
     await peers.refresh()
 
     first = await peers.send_handoff("Bob", handoff())
@@ -139,15 +139,29 @@ async def test_a_peer_whose_card_cannot_be_fetched_is_left_out(
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there yet
     clock = Clock()
-    peers = PeerDirectory(
-        [f"http://127.0.0.1:{port}", flaky.url],
-        http,
-        self_name="Alice",
-        signer=None,
-        card_max_age=300,
-        retry_after=5,
-        call_timeout=10,
-        clock=clock,
-    )
+    peers = directory(http, f"http://127.0.0.1:{port}", flaky.url, clock=clock)
     await peers.refresh()
     assert [p.name for p in peers.available()] == ["Bob"]
+
+
+async def test_a_half_open_breaker_is_not_stuck_when_the_probe_is_refused_by_the_peer(
+    http: httpx.AsyncClient, peer: tuple[FlakyPeer, RequestRecorder]
+) -> None:
+    """The probe through ``ask`` gets a JSON-RPC error: the peer is up, so the breaker closes and
+    later calls go through (it used to keep the probe slot for ever and refuse every call)."""
+    flaky, recorder = peer
+    clock = Clock()
+    peers = directory(http, flaky.url, clock=clock, attempts=1, breaker_threshold=1, breaker_cooldown=30)
+    await peers.refresh()
+    assert not (await peers.ask("Bob", "Which VPN client?")).ok
+    assert peers.breaker_states() == {"Bob": "open"}
+
+    clock.now += 31
+    flaky.refusing = True
+    await peers.refresh()
+    probe = await peers.ask("Bob", "Which VPN client?")
+    assert not probe.ok and recorder.count("POST", "/a2a") == 2
+    assert peers.breaker_states() == {"Bob": "closed"}
+    for _ in range(3):
+        await peers.ask("Bob", "Which VPN client?")
+    assert recorder.count("POST", "/a2a") == 5, "every later call reaches the peer"

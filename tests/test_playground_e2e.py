@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,8 @@ import httpx
 import pytest
 import websockets
 
+from scripts.bot_process import free_port
 from scripts.local_stack import ROOT, BotPlan, LocalStack, StackPlan, ensure_playground
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

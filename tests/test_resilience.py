@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import alice_and_bob, message_activity, started_bot, user_says
-from tests.processes import BotProcess, free_port, process_env, run_bot_to_exit
+from tests.harness import alice_and_bob, logged, message_activity, started_bot, user_says
+from tests.processes import BotProcess, process_env, run_bot_to_exit
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, garbage, held_until, last_message, say, tool_then_say
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
@@ -54,9 +54,7 @@ async def test_history_survives_a_restart_of_the_bot_process(
     tmp_path: Path,
 ) -> None:
     llm.script("alice-model", echo)
-    alice = BotProcess(
-        "Alice", free_port(), process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path
-    )
+    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
     await alice.start()
     await user_says(
         http,
@@ -146,10 +144,15 @@ async def test_a_slow_model_does_not_hold_the_request_and_turns_stay_in_order(
         assert connector.sent("a:dana") == [], "the model has not answered yet, so neither has Alice"
         gate.set()
         await connector.wait_for(lambda c: len(c.sent("a:dana")) == 2)
-        assert [c.text for c in connector.sent("a:dana")] == [
+        first_reply, second_reply = connector.sent("a:dana")
+        assert [first_reply.text, second_reply.text] == [
             "**Alice:** echo: first question",
             "**Alice:** echo: second question",
         ]
+        assert len(llm.arrivals) == 2
+        assert llm.arrivals[1] > first_reply.at, (
+            "the second turn's model request started only after the first turn's reply was sent"
+        )
 
 
 async def test_throttled_connector_is_retried_after_retry_after_and_greets_once(
@@ -168,7 +171,7 @@ async def test_throttled_connector_is_retried_after_retry_after_and_greets_once(
     assert len(connector.created()) == 3
     greetings = [c for c in connector.sent() if c.conversation_id != "a:dana"]
     assert len(greetings) == 1
-    waits = [r.wait_s for r in caplog.records if getattr(r, "event", "") == "connector_retry"]
+    waits = [entry["wait_s"] for entry in logged(caplog.records, "connector_retry")]
     assert waits == [1.0, 1.0]
 
 
@@ -243,7 +246,6 @@ async def test_peer_killed_mid_handoff_then_restarted(
     llm.script("bob-model", held_until(gate, lambda request: say("Hi Dana, Bob here.")))
     bob = BotProcess(
         "Bob",
-        free_port(),
         {**process_llm_env(llm_server, "bob-model", tmp_path / "b.db"), "BOT_DESCRIPTION": BOB_DESCRIPTION},
         tmp_path,
     )
@@ -305,7 +307,6 @@ async def test_a_read_only_store_stops_start_up_with_a_clear_error(tmp_path: Pat
     database = tmp_path / "alice.db"
     alice = BotProcess(
         "Alice",
-        free_port(),
         {"BOT_DESCRIPTION": "Travel", "STATE_URL": f"sqlite+aiosqlite:///{database}"},
         tmp_path,
     )
@@ -384,7 +385,7 @@ async def test_a_database_gone_mid_run_fails_the_turn_visibly_and_the_bot_stays_
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
-    assert any(getattr(r, "event", "") == "store_failure" for r in caplog.records)
+    assert logged(caplog.records, "store_failure")
 
 
 async def test_sigterm_during_a_turn_finishes_the_turn_before_exiting(
@@ -397,9 +398,7 @@ async def test_sigterm_during_a_turn_finishes_the_turn_before_exiting(
 ) -> None:
     gate = asyncio.Event()
     llm.script("alice-model", held_until(gate, echo))
-    alice = BotProcess(
-        "Alice", free_port(), process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path
-    )
+    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
     await alice.start()
     await http.post(
         f"{alice.url}/api/messages",

@@ -201,7 +201,7 @@ async def test_no_secret_reaches_logs_card_readyz_or_replies(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     api_key = "sk-live-THIS-MUST-NOT-LEAK-1234567890"
-    settings = {
+    settings: dict[str, Any] = {
         "openai_base_url": f"{llm_server[1].url}/v1",
         "openai_api_key": api_key,
         "a2a_auth_secret": A2A_SECRET,

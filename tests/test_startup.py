@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import ROOT, process_env, run_bot_to_exit, spawn_bot
+from scripts.bot_process import ROOT
+from tests.processes import process_env, run_bot_to_exit, spawn_bot
 
 LOCAL = {
     "BOT_NAME": "Alice",

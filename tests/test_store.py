@@ -6,15 +6,20 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import update
+import sqlalchemy
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
-from bot.store import ConversationRef, Store, StoreError, schema_info
+from bot.store import PendingHandoff, Store, StoreError
+
+DATA = Path(__file__).parent / "data"
 
 
 def postgres_url() -> str:
@@ -72,29 +77,29 @@ def delivered(handoff_id: str = "h-1") -> HandoffOutcome:
 
 
 async def test_history_is_kept_in_order_per_conversation(store: Store) -> None:
-    await store.append_history("a:1", [{"n": 1}, {"n": 2}])
-    await store.append_history("a:2", [{"n": 99}])
-    await store.append_history("a:1", [{"n": 3}])
-    assert await store.load_history("a:1") == [{"n": 1}, {"n": 2}, {"n": 3}]
-    assert await store.load_history("a:unknown") == []
+    await store.history.append("a:1", [{"n": 1}, {"n": 2}])
+    await store.history.append("a:2", [{"n": 99}])
+    await store.history.append("a:1", [{"n": 3}])
+    assert await store.history.load("a:1") == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert await store.history.load("a:unknown") == []
 
 
 async def test_history_and_ledger_survive_reopening(store_url: str) -> None:
     first = await Store.open(store_url, bot_name="Bob")
-    await first.append_history("a:1", [{"n": 1}])
-    assert await first.claim(handoff()) is None
-    await first.record_outcome(handoff(), delivered())
+    await first.history.append("a:1", [{"n": 1}])
+    assert await first.handoffs.claim(handoff()) is None
+    await first.handoffs.record_outcome(handoff(), delivered())
     await first.close()
     second = await Store.open(store_url, bot_name="Bob")
     try:
-        assert await second.load_history("a:1") == [{"n": 1}]
-        assert await second.claim(handoff()) == delivered()
+        assert await second.history.load("a:1") == [{"n": 1}]
+        assert await second.handoffs.claim(handoff()) == delivered()
     finally:
         await second.close()
 
 
 async def test_an_activity_is_claimed_once(store: Store) -> None:
-    results = await asyncio.gather(*(store.claim_activity("act-1", "a:1") for _ in range(5)))
+    results = await asyncio.gather(*(store.activities.accept("act-1", "a:1") for _ in range(5)))
     assert sorted(results) == [False, False, False, False, True]
 
 
@@ -103,11 +108,11 @@ async def test_concurrent_claims_of_a_handoff_share_the_first_outcome(store_url:
     replica_a = await Store.open(store_url, bot_name="Bob")
     replica_b = await Store.open(store_url, bot_name="Bob")
     try:
-        assert await replica_a.claim(handoff()) is None
-        waiting = asyncio.create_task(replica_b.claim(handoff()))
+        assert await replica_a.handoffs.claim(handoff()) is None
+        waiting = asyncio.create_task(replica_b.handoffs.claim(handoff()))
         finished, _ = await asyncio.wait({waiting}, timeout=0.5)
         assert not finished, "the second replica must wait while the handoff is pending"
-        await replica_a.record_outcome(handoff(), delivered())
+        await replica_a.handoffs.record_outcome(handoff(), delivered())
         assert await asyncio.wait_for(waiting, 10) == delivered()
     finally:
         await replica_a.close()
@@ -116,31 +121,88 @@ async def test_concurrent_claims_of_a_handoff_share_the_first_outcome(store_url:
 
 async def test_a_pending_handoff_whose_owner_died_is_taken_over_after_the_lease(store_url: str) -> None:
     dead = await Store.open(store_url, bot_name="Bob")
-    assert await dead.claim(handoff()) is None
+    assert await dead.handoffs.claim(handoff()) is None
     await dead.close()
     survivor = await Store.open(store_url, bot_name="Bob")
-    survivor._handoff_lease = 0.0
+    survivor.handoffs.lease_seconds = 0.0
     try:
-        assert await survivor.claim(handoff(), wait=5) is None
+        assert await survivor.handoffs.claim(handoff(), wait=5) is None
     finally:
         await survivor.close()
 
 
-async def test_conversation_reference_is_upserted(store: Store) -> None:
-    first = ConversationRef("a:1", "https://smba.trafficmanager.net/emea", "t-1", "aad-1", "Dana")
-    await store.save_conversation_ref(first)
-    moved = ConversationRef("a:1", "https://smba.trafficmanager.net/amer", "t-1", "aad-1", "Dana S.")
-    await store.save_conversation_ref(moved)
-    assert await store.find_conversation_ref("a:1") == moved
-
-
 async def test_a_newer_schema_is_refused_with_a_clear_error(store_url: str) -> None:
     store = await Store.open(store_url, bot_name="Bob")
-    async with store._engine.begin() as connection:
-        await connection.execute(update(schema_info).values(version=99))
+    async with store.engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     await store.close()
-    with pytest.raises(StoreError, match="schema version 99, newer than this release"):
+    with pytest.raises(StoreError, match="schema revision 9999, newer than this release"):
         await Store.open(store_url, bot_name="Bob")
+
+
+async def test_a_database_written_by_the_release_before_migrations_upgrades_in_place(store_url: str) -> None:
+    """Today's DDL and rows (history, both ledgers, consent), upgraded at open and read back."""
+    dialect = "postgresql" if store_url.startswith("postgresql") else "sqlite"
+    engine = create_async_engine(store_url)
+    async with engine.begin() as connection:
+        ddl = "\n".join(
+            line
+            for line in (DATA / f"store_v1_{dialect}.sql").read_text().splitlines()
+            if not line.startswith("--")
+        )
+        for statement in ddl.split(";"):
+            if statement.strip():
+                await connection.execute(text(statement))
+        rows = {
+            "schema_info (id, version, started_at) VALUES (1, 1, :at)": {},
+            "history_messages (conversation_id, message, created_at) VALUES ('a:1', :m, :at)": {
+                "m": '{"n": 1}'
+            },
+            "history_messages (conversation_id, message, created_at) VALUES ('a:1', :m2, :at)": {
+                "m2": '{"n": 2}'
+            },
+            "processed_activities VALUES ('act-1', 'a:1', :at)": {},
+            "handoffs VALUES ('h-1', 'Alice', 'Bob', 'aad-1', 't-1', 'delivered', :o, :at, :at)": {
+                "o": delivered().model_dump_json(by_alias=True)
+            },
+            "conversation_consent VALUES ('a:2', NULL, :p, :at)": {"p": '{"peer": "Bob", "summary": "VPN"}'},
+            "conversation_consent VALUES ('a:3', 'no', NULL, :at)": {},
+            "conversation_refs VALUES ('a:1', 'https://x', 't-1', 'aad-1', 'Dana', :at)": {},
+        }
+        written = datetime(2026, 11, 20, 10, tzinfo=UTC)
+        for row, values in rows.items():
+            await connection.execute(text(f"INSERT INTO {row}"), {"at": written, **values})
+    await engine.dispose()
+
+    store = await Store.open(store_url, bot_name="Bob")
+    try:
+        assert await store.history.load("a:1") == [{"n": 1}, {"n": 2}]
+        assert await store.activities.accept("act-1", "a:1") is False, "the activity ledger was kept"
+        assert await store.handoffs.claim(handoff("h-1")) == delivered("h-1")
+        waiting = await store.consent.get("a:2")
+        assert waiting.choice is None and waiting.pending == PendingHandoff(peer="Bob", summary="VPN")
+        assert (await store.consent.get("a:3")).choice == "no"
+        async with store.engine.connect() as connection:
+            revision = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            legacy = (await connection.execute(text("SELECT version FROM schema_info"))).scalar()
+            tables = await connection.run_sync(lambda sync: sqlalchemy.inspect(sync).get_table_names())
+        assert revision == "0002" and legacy == 2, "a release from before migrations now refuses it"
+        assert "conversation_refs" not in tables
+    finally:
+        await store.close()
+    reopened = await Store.open(store_url, bot_name="Bob")
+    await reopened.close()
+
+
+async def test_replicas_started_together_on_an_empty_database_all_open_it(store_url: str) -> None:
+    """Schema set-up takes a lock: exactly one replica creates the tables, the others wait."""
+    results = await asyncio.gather(
+        *(Store.open(store_url, bot_name="Bob") for _ in range(4)), return_exceptions=True
+    )
+    assert all(isinstance(result, Store) for result in results), results
+    for result in results:
+        assert isinstance(result, Store)
+        await result.close()
 
 
 async def test_an_unreachable_database_is_a_clear_error_without_the_password() -> None:

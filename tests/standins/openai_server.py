@@ -73,6 +73,7 @@ def garbage(request: dict[str, Any]) -> Response:
 class StandInOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.perf_counter() of each request, as ConnectorCall.at
         self.scripts: dict[str, Script] = {}
         self._arrived = asyncio.Condition()
         self.app = FastAPI()
@@ -91,6 +92,7 @@ class StandInOpenAI:
     async def _complete(self, model_path: str, request: Request) -> Response:
         body = await request.json()
         self.requests.append(body)
+        self.arrivals.append(time.perf_counter())
         async with self._arrived:
             self._arrived.notify_all()
         script = self.scripts.get(body.get("model", ""))

@@ -1,0 +1,169 @@
+"""Peers' agent cards: fetched, checked, cached, and fetched again when old or after a failed call.
+
+Every peer shares the process's one pooled ``httpx.AsyncClient``. A card is fetched once and cached;
+it is fetched again when it is older than ``max_age`` or when a call to that peer failed. A peer whose
+card cannot be fetched is simply absent from ``available()`` (and so from the model's instructions
+and the tool's enum) until a later refresh succeeds; nothing waits for peers at start-up. After a
+failed fetch the next turn tries again at once (the peer may just have come up); further failures
+back off (0.5 s, 1 s, 2 s... up to ``retry_after``) so a peer that stays down costs turns little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+from a2a.client import A2ACardResolver, Client, ClientConfig
+from a2a.client import create_client as create_a2a_client
+from a2a.client.interceptors import ClientCallInterceptor
+from a2a.types import AgentCard
+from a2a.utils.errors import A2AError
+from a2a.utils.signing import SignatureVerificationError
+
+from a2a_bridge.card_signing import CardKeyError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PeerProfile:
+    """What the model is told about a peer, read off its live card."""
+
+    name: str
+    description: str
+    skills: tuple[tuple[str, str], ...]
+    base_url: str
+
+
+@dataclass(frozen=True)
+class CardPolicy:
+    max_age: float = 300.0
+    retry_after: float = 5.0
+    timeout: float = 3.0
+
+
+@dataclass
+class CachedPeer:
+    """One configured peer URL and what is known of it now."""
+
+    base_url: str
+    card: AgentCard | None = None
+    client: Client | None = None
+    fetched_at: float = 0.0
+    last_attempt_at: float | None = None
+    failures: int = 0
+    stale: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.card.name if self.card is not None else self.base_url
+
+    def profile(self) -> PeerProfile | None:
+        if self.card is None:
+            return None
+        return PeerProfile(
+            name=self.card.name,
+            description=self.card.description,
+            skills=tuple((skill.name, skill.description) for skill in self.card.skills),
+            base_url=self.base_url,
+        )
+
+
+class PeerCards:
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        http: httpx.AsyncClient,
+        *,
+        self_name: str,
+        policy: CardPolicy,
+        interceptors: Sequence[ClientCallInterceptor] = (),
+        verifier: Callable[[AgentCard], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._peers = [CachedPeer(base_url=url) for url in base_urls]
+        self._http = http
+        self._self_name = self_name
+        self._policy = policy
+        self._interceptors = list(interceptors)
+        self._verifier = verifier
+        self._clock = clock
+
+    @property
+    def configured(self) -> list[CachedPeer]:
+        return list(self._peers)
+
+    async def refresh(self) -> None:
+        """Fetch every card that is missing or stale, concurrently; failures only log."""
+        await asyncio.gather(*(self._refresh(peer) for peer in self._peers if self._due(peer)))
+
+    def available(self) -> list[PeerProfile]:
+        seen: set[str] = set()
+        unique = []
+        for peer in self._peers:
+            profile = peer.profile()
+            if profile is None or profile.name in seen or profile.name == self._self_name:
+                continue
+            seen.add(profile.name)
+            unique.append(profile)
+        return unique
+
+    def find(self, name: str) -> CachedPeer | None:
+        return next((peer for peer in self._peers if peer.card is not None and peer.card.name == name), None)
+
+    def is_fresh(self, peer: CachedPeer) -> bool:
+        return (
+            peer.card is not None
+            and not peer.stale
+            and self._clock() - peer.fetched_at < self._policy.max_age
+        )
+
+    def card_age(self, peer: CachedPeer) -> float | None:
+        return round(self._clock() - peer.fetched_at, 1) if peer.card is not None else None
+
+    def _due(self, peer: CachedPeer) -> bool:
+        if self.is_fresh(peer):
+            return False
+        if peer.card is None and peer.last_attempt_at is not None:
+            backoff = (
+                0.0 if peer.failures <= 1 else min(self._policy.retry_after, 0.5 * 2 ** (peer.failures - 2))
+            )
+            return self._clock() - peer.last_attempt_at >= backoff
+        return True
+
+    async def _refresh(self, peer: CachedPeer) -> None:
+        if peer.lock.locked():
+            return
+        async with peer.lock:
+            peer.last_attempt_at = self._clock()
+            resolver = A2ACardResolver(self._http, peer.base_url)
+            try:
+                async with asyncio.timeout(self._policy.timeout):
+                    card = await resolver.get_agent_card(signature_verifier=self._verifier)
+                client = await create_a2a_client(
+                    card,
+                    client_config=ClientConfig(streaming=False, httpx_client=self._http),
+                    interceptors=list(self._interceptors),
+                )
+            except (
+                TimeoutError,
+                A2AError,
+                httpx.HTTPError,
+                ValueError,
+                SignatureVerificationError,
+                CardKeyError,
+            ) as error:
+                log.warning("peer_card_unavailable", peer_url=peer.base_url, reason=type(error).__name__)
+                peer.card, peer.client = None, None
+                peer.failures += 1
+                return
+            is_new = peer.card is None or peer.card.name != card.name
+            peer.card, peer.client = card, client
+            peer.fetched_at, peer.stale, peer.failures = self._clock(), False, 0
+            if is_new:
+                log.info("peer_card_resolved", peer=card.name, peer_url=peer.base_url)

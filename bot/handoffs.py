@@ -1,0 +1,131 @@
+"""The sender's side of a handoff, in one place: consent, the HandoffMessage, the call, the notice.
+
+The message is built from the turn's identity, never from model text: the model chooses only whom
+to hand to and what to say. Every path ends in one typed result.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome
+from a2a_bridge.peer_client import PeerClient
+from bot.identity import TurnIdentity
+from bot.manifest import short_description
+from bot.prompts import Prompts
+from bot.store.consent import ConsentChoice, ConsentStore, PendingHandoff
+
+log = structlog.get_logger(__name__)
+
+ConsentMode = Literal["never", "ask"]
+
+
+@dataclass(frozen=True)
+class HandedOff:
+    outcome: HandoffOutcome
+
+
+@dataclass(frozen=True)
+class AwaitingConsent:
+    peer: str
+
+
+@dataclass(frozen=True)
+class Declined:
+    """The user said no to handoffs: the model answers them itself."""
+
+
+HandoffDecision = HandedOff | AwaitingConsent | Declined
+
+
+class HandoffSender:
+    def __init__(
+        self,
+        *,
+        bot_name: str,
+        peers: PeerClient,
+        consent: ConsentStore,
+        prompts: Prompts,
+        consent_mode: ConsentMode = "never",
+    ) -> None:
+        self.bot_name = bot_name
+        self._peers = peers
+        self._consent = consent
+        self._prompts = prompts
+        self._consent_mode = consent_mode
+
+    async def request(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffDecision:
+        """The model asked to hand the user to ``peer``: ask first, stay, or hand off."""
+        if self._consent_mode == "ask":
+            state = await self._consent.get(identity.conversation_id)
+            if state.choice == "no":
+                return Declined()
+            if state.choice != "yes":
+                pending = PendingHandoff(peer=peer, summary=summary)
+                await self._consent.wait_for_answer(identity.conversation_id, pending)
+                return AwaitingConsent(peer)
+        return HandedOff(await self.send(identity, peer, summary))
+
+    async def resolve_consent(self, identity: TurnIdentity, choice: ConsentChoice) -> str:
+        """The user pressed Yes or No on the consent card: remember it, hand off on yes; the reply."""
+        state = await self._consent.get(identity.conversation_id)
+        await self._consent.answer(identity.conversation_id, choice)
+        if choice == "no":
+            return self._prompts.render("consent_declined", bot_name=self.bot_name)
+        if state.pending is None:
+            return self._prompts.render("consent_nothing_pending", bot_name=self.bot_name)
+        await self._peers.refresh()
+        outcome = await self.send(identity, state.pending.peer, state.pending.summary)
+        return self.notice(outcome)
+
+    async def send(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffOutcome:
+        handoff = HandoffMessage(
+            handoff_id=uuid.uuid4().hex,
+            from_=self.bot_name,
+            user_name=identity.user_name,
+            aad_object_id=identity.aad_object_id,
+            tenant_id=identity.tenant_id,
+            service_url=identity.service_url,
+            summary=summary.strip()[:MAX_SUMMARY_CHARS] or "(no summary given)",
+            hops=identity.hops + 1,
+        )
+        log.info(
+            "handoff_requested",
+            peer=peer,
+            handoff_id=handoff.handoff_id,
+            conversation_id=identity.conversation_id,
+        )
+        log.info("handoff_summary", summary=summary, content=True)
+        started = time.perf_counter()
+        outcome = await self._peers.send_handoff(peer, handoff)
+        log.info(
+            "handoff_outcome",
+            peer=peer,
+            handoff_id=handoff.handoff_id,
+            status=outcome.status.value,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+        )
+        return outcome
+
+    def notice(self, outcome: HandoffOutcome) -> str:
+        """What the user is told: a template, so it says exactly what happened."""
+        if outcome.delivered:
+            return self._prompts.render("notice_delivered", bot_name=self.bot_name, peer=outcome.peer)
+        return self._prompts.render(
+            "notice_failed",
+            bot_name=self.bot_name,
+            peer=outcome.peer,
+            reason=outcome.reason or "no reason was given.",
+        )
+
+    def consent_question(self, peer: str) -> str:
+        profile = next((p for p in self._peers.available() if p.name == peer), None)
+        specialty = short_description(profile.description) if profile else "this"
+        return self._prompts.render(
+            "consent_question", bot_name=self.bot_name, peer=peer, specialty=specialty
+        )

@@ -1,0 +1,42 @@
+"""Who the user of a turn is and where to reach them, read off the inbound Teams activity."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from microsoft_teams.api.activities.message import MessageActivity
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_user_name(name: str | None) -> str:
+    return _CONTROL_CHARS.sub(" ", name or "").strip()[:100]
+
+
+@dataclass(frozen=True)
+class TurnIdentity:
+    conversation_id: str
+    user_name: str
+    aad_object_id: str
+    tenant_id: str
+    service_url: str
+    hops: int = 0
+
+    @property
+    def can_be_handed_off(self) -> bool:
+        """A peer can only open a 1:1 with a user it can address (aadObjectId, tenant, serviceUrl)."""
+        return bool(self.aad_object_id and self.tenant_id and self.service_url)
+
+
+def identity_of(activity: MessageActivity) -> TurnIdentity:
+    tenant = activity.conversation.tenant_id or ""
+    if not tenant and activity.channel_data is not None and activity.channel_data.tenant is not None:
+        tenant = activity.channel_data.tenant.id or ""
+    return TurnIdentity(
+        conversation_id=activity.conversation.id,
+        user_name=clean_user_name(activity.from_.name),
+        aad_object_id=activity.from_.aad_object_id or "",
+        tenant_id=tenant,
+        service_url=(activity.service_url or "").rstrip("/"),
+    )
