@@ -12,22 +12,21 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import httpx
 import structlog
 from a2a.client import A2AClientError, A2AClientTimeoutError, Client
-from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
+from a2a.helpers import get_text_parts, new_data_part, new_text_part
 from a2a.types import Message, Part, Role, SendMessageRequest, StreamResponse
 from a2a.utils.errors import A2AError
 from opentelemetry import trace
-from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from a2a_bridge.answers import CallFailure, FailureKind, failed_outcome, failure_reason, outcome_from_answer
 from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import PeerCards, PeerProfile
-from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
 from a2a_bridge.telemetry import A2AMetrics, Stopwatch, tracer
 
 log = structlog.get_logger(__name__)
@@ -39,22 +38,6 @@ class CallPolicy:
     attempts: int = 3
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
-
-
-class FailureKind(StrEnum):
-    UNAVAILABLE = "unavailable"  # no card for that name
-    CIRCUIT_OPEN = "circuit_open"
-    TIMEOUT = "timeout"
-    UNAUTHORIZED = "unauthorized"
-    UNREACHABLE = "unreachable"
-    REFUSED = "refused"  # the peer answered with a JSON-RPC error
-    UNEXPECTED = "unexpected"
-
-
-@dataclass(frozen=True)
-class CallFailure:
-    kind: FailureKind
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -117,9 +100,9 @@ class PeerClient:
                 attributes={"handoff.id": handoff.handoff_id},
             )
             outcome = (
-                _failed(handoff, peer_name, _user_reason(peer_name, result))
+                failed_outcome(handoff, peer_name, failure_reason(peer_name, result))
                 if isinstance(result, CallFailure)
-                else _read_outcome(result, handoff, peer_name)
+                else outcome_from_answer(result, handoff, peer_name)
             )
         if self._metrics is not None:
             self._metrics.handoffs_sent.labels(peer_name, outcome.status.value).inc()
@@ -245,53 +228,6 @@ class PeerClient:
 
 def _request(message_id: str, parts: Sequence[Part]) -> SendMessageRequest:
     return SendMessageRequest(message=Message(role=Role.ROLE_USER, message_id=message_id, parts=list(parts)))
-
-
-def _user_reason(peer: str, failure: CallFailure) -> str:
-    if failure.kind is FailureKind.UNAVAILABLE:
-        return f"{peer} is not reachable right now."
-    if failure.kind is FailureKind.CIRCUIT_OPEN:
-        return (
-            f"{peer} is not reachable right now (several recent attempts failed). "
-            "Please try again in a minute."
-        )
-    if failure.kind is FailureKind.TIMEOUT:
-        return f"{peer} took too long to answer."
-    if failure.kind is FailureKind.UNAUTHORIZED:
-        return (
-            f"{peer} did not accept this bot's credentials; "
-            "an administrator needs to check the A2A settings of both bots."
-        )
-    if failure.kind is FailureKind.REFUSED:
-        return f"{peer} could not accept the handoff."
-    return f"{peer} is not reachable right now."
-
-
-def _read_outcome(response: StreamResponse | None, handoff: HandoffMessage, peer_name: str) -> HandoffOutcome:
-    message = response.message if response is not None and response.HasField("message") else None
-    if (
-        message is None
-        and response is not None
-        and response.HasField("task")
-        and response.task.status.HasField("message")
-    ):
-        message = response.task.status.message
-    for data in get_data_parts(list(message.parts)) if message is not None else []:
-        if isinstance(data, dict) and data.get("kind") == OUTCOME_KIND:
-            try:
-                outcome = HandoffOutcome.model_validate(data)
-            except ValidationError:
-                break
-            if outcome.handoff_id == handoff.handoff_id:
-                return outcome.model_copy(update={"peer": peer_name})
-    log.warning("a2a_send_failure", peer=peer_name, reason="answer carried no handoff outcome")
-    return _failed(handoff, peer_name, f"{peer_name} gave an answer this bot could not understand.")
-
-
-def _failed(handoff: HandoffMessage, peer: str, reason: str) -> HandoffOutcome:
-    return HandoffOutcome(
-        handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=peer, reason=reason
-    )
 
 
 def _transient_a2a(error: BaseException) -> bool:

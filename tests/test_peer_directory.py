@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from a2a_bridge.agent_card import build_agent_card
+from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import CardPolicy, PeerCards
 from a2a_bridge.handoff import HandoffMessage
 from a2a_bridge.peer_client import CallPolicy, PeerClient
@@ -165,3 +167,16 @@ async def test_a_half_open_breaker_is_not_stuck_when_the_probe_is_refused_by_the
     for _ in range(3):
         await peers.ask("Bob", "Which VPN client?")
     assert recorder.count("POST", "/a2a") == 5, "every later call reaches the peer"
+
+
+def test_a_call_that_ends_in_an_error_nobody_expected_still_frees_the_probe_slot() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=30, clock=clock)
+    breaker.record_failure()
+    clock.now += 31
+    assert breaker.allow(), "half-open: the probe goes through"
+    with contextlib.suppress(RuntimeError), breaker.guard():
+        raise RuntimeError("a bug in an SDK")
+    assert breaker.state is BreakerState.OPEN, "the failed probe opened the breaker again"
+    clock.now += 31
+    assert breaker.allow(), "and after the cool-down the next probe is let through"
