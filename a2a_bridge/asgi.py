@@ -10,7 +10,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, get_route_path
 from starlette.types import ASGIApp as StarletteASGIApp
 
 Scope = MutableMapping[str, Any]
@@ -90,9 +90,9 @@ class ExactMount(Mount):
         self._prefix = path.rstrip("/")
 
     def matches(self, scope: Any) -> tuple[Match, Any]:
-        if scope["type"] == "http" and scope.get("path") == self._prefix:
+        if scope["type"] == "http" and get_route_path(scope) == self._prefix:
             match, child = super().matches({**scope, "path": self._prefix + "/"})
             if match is Match.FULL:
-                child["path"] = self._prefix + "/"
+                child["path"] = scope.get("root_path", "") + self._prefix + "/"
             return match, child
         return super().matches(scope)

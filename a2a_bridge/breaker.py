@@ -6,6 +6,7 @@ probe call is let through; its success closes the breaker, its failure opens it 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -49,6 +50,10 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._failures, self._opened_at, self._probing = 0, None, False
 
+    def release(self) -> None:
+        """The call ended without telling anything about the peer (it was cancelled): free the probe."""
+        self._probing = False
+
     def record_failure(self) -> None:
         self._failures += 1
         self._probing = False
@@ -62,7 +67,8 @@ class CircuitBreaker:
 
 class BreakerGuard:
     """``with breaker.guard() as call: ... call.succeeded()``: leaving the block without saying so
-    (an error nobody expected, a cancellation) records a failure, so a probe slot is never kept."""
+    records a failure (an error nobody expected), or, for a cancellation, only frees the probe
+    slot; either way a probe slot is never kept."""
 
     def __init__(self, breaker: CircuitBreaker) -> None:
         self._breaker = breaker
@@ -81,5 +87,10 @@ class BreakerGuard:
     def __enter__(self) -> BreakerGuard:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and issubclass(kind, asyncio.CancelledError):
+            if not self._recorded:
+                self._recorded = True
+                self._breaker.release()
+            return
         self.failed()

@@ -79,8 +79,14 @@ class HandoffAgentExecutor(AgentExecutor):
         with (
             structlog.contextvars.bound_contextvars(
                 handoff_id=handoff.handoff_id,
-                a2a_task_id=context.task_id,
-                a2a_message_id=context.message.message_id if context.message else None,
+                **{
+                    key: value
+                    for key, value in (
+                        ("a2a_task_id", context.task_id),
+                        ("a2a_message_id", context.message.message_id if context.message else None),
+                    )
+                    if value
+                },
             ),
             tracer.start_as_current_span(
                 "handoff.receive",

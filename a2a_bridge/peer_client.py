@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 import structlog
@@ -30,6 +31,7 @@ from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
 from a2a_bridge.telemetry import A2AMetrics, Stopwatch, tracer
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,17 +94,24 @@ class PeerClient:
         with structlog.contextvars.bound_contextvars(
             handoff_id=handoff.handoff_id, a2a_message_id=handoff.a2a_message_id()
         ):
+
+            def read(response: StreamResponse | None) -> tuple[HandoffOutcome, str]:
+                outcome = outcome_from_answer(response, handoff, peer_name)
+                return outcome, outcome.status.value
+
             result = await self._call(
                 peer_name,
                 request,
+                read,
                 operation="send",
                 span_name="a2a.send_handoff",
                 attributes={"handoff.id": handoff.handoff_id},
+                answer_attribute="handoff.outcome",
             )
             outcome = (
                 failed_outcome(handoff, peer_name, failure_reason(peer_name, result))
                 if isinstance(result, CallFailure)
-                else outcome_from_answer(result, handoff, peer_name)
+                else result
             )
         if self._metrics is not None:
             self._metrics.handoffs_sent.labels(peer_name, outcome.status.value).inc()
@@ -111,16 +120,14 @@ class PeerClient:
     async def ask(self, peer_name: str, question: str) -> PeerAnswer:
         """Consult a peer: a plain-text A2A message, answered by the peer's agent."""
         request = _request(uuid.uuid4().hex, [new_text_part(question)])
-        result = await self._call(peer_name, request, operation="ask", span_name="a2a.ask_peer")
+        result = await self._call(peer_name, request, _answer_text, operation="ask", span_name="a2a.ask_peer")
         if isinstance(result, CallFailure):
             if result.kind in (FailureKind.UNAVAILABLE, FailureKind.CIRCUIT_OPEN):
                 return PeerAnswer(ok=False, text=f"{peer_name} is not reachable right now.")
             return PeerAnswer(ok=False, text=f"{peer_name} could not be asked just now.")
-        message = result.message if result is not None and result.HasField("message") else None
-        answer = " ".join(get_text_parts(list(message.parts))).strip() if message is not None else ""
-        if not answer:
+        if not result:
             return PeerAnswer(ok=False, text=f"{peer_name} gave no answer.")
-        return PeerAnswer(ok=True, text=answer)
+        return PeerAnswer(ok=True, text=result)
 
     # The one call path ------------------------------------------------------------------------------
 
@@ -128,11 +135,15 @@ class PeerClient:
         self,
         peer_name: str,
         request: SendMessageRequest,
+        read: Callable[[StreamResponse | None], tuple[T, str]],
         *,
         operation: str,
         span_name: str,
         attributes: dict[str, str] | None = None,
-    ) -> StreamResponse | CallFailure | None:
+        answer_attribute: str = "a2a.answer",
+    ) -> T | CallFailure:
+        """Send ``request``; ``read`` turns the answer into the caller's value and a status word
+        (logged with ``a2a_<operation>_complete`` and set on the span)."""
         peer = self.cards.find(peer_name)
         if peer is None or peer.client is None:
             return CallFailure(FailureKind.UNAVAILABLE, "no card")
@@ -182,6 +193,9 @@ class PeerClient:
                     peer.stale = True
             result = failure.kind.value if failure else "ok"
             span.set_attribute("a2a.result", result)
+            if failure is None:
+                value, answer = read(response)
+                span.set_attribute(answer_attribute, answer)
         duration_ms = round(watch.seconds * 1000)
         if self._metrics is not None:
             self._metrics.a2a_call_seconds.labels(peer_name, result).observe(watch.seconds)
@@ -194,8 +208,8 @@ class PeerClient:
                 duration_ms=duration_ms,
             )
             return failure
-        log.info(f"a2a_{operation}_complete", peer=peer_name, duration_ms=duration_ms)
-        return response
+        log.info(f"a2a_{operation}_complete", peer=peer_name, status=answer, duration_ms=duration_ms)
+        return value
 
     async def _send_with_retries(
         self, client: Client, request: SendMessageRequest, peer: str, operation: str, *, attempts: int
@@ -224,6 +238,12 @@ class PeerClient:
                 clock=self._clock,
             )
         return breaker
+
+
+def _answer_text(response: StreamResponse | None) -> tuple[str, str]:
+    message = response.message if response is not None and response.HasField("message") else None
+    text = " ".join(get_text_parts(list(message.parts))).strip() if message is not None else ""
+    return text, "answered" if text else "empty"
 
 
 def _request(message_id: str, parts: Sequence[Part]) -> SendMessageRequest:

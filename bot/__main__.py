@@ -104,11 +104,18 @@ async def _serve(settings: Settings) -> None:
         server = _GracefulServer(config)
         peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
         _return_startup_memory()
-        inherited = [socket.socket(fileno=settings.listen_fd)] if settings.listen_fd is not None else None
+        inherited = [_inherited_socket(settings.listen_fd)] if settings.listen_fd is not None else None
         try:
             await server.serve(sockets=inherited)
         finally:
             peers_refresh.cancel()
+
+
+def _inherited_socket(fd: int) -> socket.socket:
+    try:
+        return socket.socket(fileno=fd)
+    except OSError as error:
+        raise ConfigError(f"LISTEN_FD: {fd} is not an open socket ({error.strerror})") from None
 
 
 def _return_startup_memory() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_framework import Agent, AgentSession, Message, SupportsChatGetResponse
+from agent_framework import Agent, AgentSession, FunctionTool, Message, SupportsChatGetResponse
 
 from a2a_bridge.card_cache import PeerProfile
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
@@ -53,6 +53,7 @@ class BotAgent:
         self._prompts = prompts
         self._peers = peers
         self._sender = sender
+        self._tool_sets: dict[tuple[tuple[str, ...], bool], list[FunctionTool]] = {}
         self._agent = Agent(
             client=client,
             name=bot_name,
@@ -63,10 +64,7 @@ class BotAgent:
     async def run_user_turn(self, identity: TurnIdentity, text: str) -> TurnResult:
         await self._peers.refresh()
         peers = self._peers.available()
-        names = [p.name for p in peers]
-        tools = [ask_tool(self._peers, self._prompts.render("ask_tool"), names)] if peers else []
-        if peers and identity.can_be_handed_off:
-            tools.append(handoff_tool(self._sender, self._prompts.render("handoff_tool"), names))
+        tools = self._tools(tuple(p.name for p in peers), identity.can_be_handed_off)
         turn = TurnState(identity)
         response = await self._agent.run(
             Message("user", [text]),
@@ -109,6 +107,22 @@ class BotAgent:
             options={"instructions": self._instructions(self._peers.available())},
         )
         return response.text.strip()
+
+    def _tools(self, peer_names: tuple[str, ...], can_hand_off: bool) -> list[FunctionTool]:
+        """The tools for the peers reachable now. They hold no turn state (that travels in the
+        TurnState), so one set per set of peers serves every turn: building their schemas is not free."""
+        key = (peer_names, can_hand_off)
+        tools = self._tool_sets.get(key)
+        if tools is None:
+            tools = (
+                [ask_tool(self._peers, self._prompts.render("ask_tool"), peer_names)] if peer_names else []
+            )
+            if peer_names and can_hand_off:
+                tools.append(handoff_tool(self._sender, self._prompts.render("handoff_tool"), peer_names))
+            if len(self._tool_sets) >= 32:  # peers come and go; keep the recent sets only
+                self._tool_sets.clear()
+            self._tool_sets[key] = tools
+        return tools
 
     def _instructions(self, peers: list[PeerProfile]) -> str:
         return self._prompts.instructions(

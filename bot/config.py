@@ -106,9 +106,15 @@ class Settings(BaseSettings):
     @classmethod
     def _no_placeholders(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key, value in data.items():
-                if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
-                    raise ValueError(f"{key.upper()}: still the placeholder {value}; put the real value in")
+            left = [
+                f"{key.upper()} ({value})"
+                for key, value in data.items()
+                if isinstance(value, str) and value.startswith("<") and value.endswith(">")
+            ]
+            if left:
+                raise ValueError(
+                    f"still placeholders, replace each with the real value: {', '.join(sorted(left))}"
+                )
         return data
 
     @field_validator("log_level", mode="before")

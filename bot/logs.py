@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -53,6 +54,19 @@ def _add_bot(bot_name: str) -> Processor:
     return add
 
 
+def _time(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """UTC, to the millisecond, as the bot has always written it."""
+    event["time"] = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return event
+
+
+def _error_key(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """A traceback goes under ``error`` (the field operators' queries already use)."""
+    if "exception" in event:
+        event["error"] = event.pop("exception")
+    return event
+
+
 def _order(_: WrappedLogger, __: str, event: EventDict) -> MutableMapping[str, Any]:
     """time, level, bot, logger, event first: how a person scans a line."""
     head = {key: event.pop(key) for key in ("time", "level", "bot", "logger", "event") if key in event}
@@ -71,7 +85,13 @@ _SHARED: list[Processor] = [
 def configure_structlog(*, log_content: bool = False) -> None:
     """Route structlog through the stdlib logging tree (so one handler renders every line).
 
-    Safe to call more than once (tests do); the last ``log_content`` wins."""
+    Called again (tests, an embedding process), only the content choice changes: loggers already
+    in use keep the processors they were built with, so the gate is updated in place."""
+    if structlog.is_configured():
+        for processor in structlog.get_config()["processors"]:
+            if isinstance(processor, _ContentGate):
+                processor.allowed = log_content
+                return
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
@@ -98,9 +118,10 @@ def _formatter(bot_name: str, renderer: Processor) -> logging.Formatter:
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            _time,
             _add_bot(bot_name),
             structlog.processors.format_exc_info,
+            _error_key,
             _order,
             renderer,
         ],

@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from microsoft_teams.apps import App, FastAPIAdapter
 from microsoft_teams.common.http import ClientOptions
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from a2a_bridge.agent_card import build_agent_card
@@ -141,7 +140,11 @@ async def _build(
     )
     web.router.routes.extend(a2a_routes(card=_card(settings, secret), executor=executor, door=door))
     web.add_middleware(ActivityGate, max_bytes=settings.max_request_bytes)
-    web.add_middleware(OpenTelemetryMiddleware, default_span_details=_span_details)
+    if settings.otel_traces_exporter != "none":
+        # Imported only with tracing on: the instrumentation costs memory and CPU per request.
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        web.add_middleware(OpenTelemetryMiddleware, default_span_details=_span_details)
     service = BotService(
         settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns, metrics=metrics
     )

@@ -7,8 +7,9 @@ the text the model sees; the middleware below ends the loop once a handoff has b
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import structlog
@@ -38,6 +39,8 @@ class TurnState:
 
     identity: TurnIdentity
     decision: HandoffDecision | None = None
+    deciding: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Models may call tools in parallel: two handoff calls in one answer hand off once."""
 
     @property
     def ends_turn(self) -> bool:
@@ -73,9 +76,10 @@ def _peer_input(name: str, field: str, field_description: str, peers: Sequence[s
 def handoff_tool(sender: HandoffSender, description: str, peers: Sequence[str]) -> FunctionTool:
     async def handoff_to_peer(peer: str, summary: str, ctx: FunctionInvocationContext) -> str:
         turn = turn_of(ctx)
-        if turn.decision is not None and not isinstance(turn.decision, Declined):
-            return "The user has already been handed over in this turn; do not hand off again."
-        turn.decision = await sender.request(turn.identity, peer, summary)
+        async with turn.deciding:
+            if turn.decision is not None and not isinstance(turn.decision, Declined):
+                return "The user has already been handed over in this turn; do not hand off again."
+            turn.decision = await sender.request(turn.identity, peer, summary)
         if isinstance(turn.decision, HandedOff):
             return sender.notice(turn.decision.outcome)
         if isinstance(turn.decision, AwaitingConsent):

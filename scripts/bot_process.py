@@ -83,9 +83,13 @@ def bot_launch(
     return BotLaunch([str(python), "-m", "bot", *args], env, fds, url)
 
 
+# Loopback health checks never go through a proxy named in the environment.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def is_healthy(url: str, path: str = "/readyz") -> bool:
     try:
-        with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
+        with _DIRECT.open(f"{url}{path}", timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False

@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.service import BotService, running_bot
 from bot.store import Store
 from bot.store.schema import handoffs
+from scripts.bot_process import listening_socket
 from tests.standins.connector import ConnectorCall, StandInConnector
 
 ASGIApp = Callable[..., Any]
@@ -30,15 +31,11 @@ FUZZ_COUNTS: dict[str, int] = {}
 
 
 def reserve_socket() -> socket.socket:
-    """A listening socket on a free loopback port: connections queue until the server accepts,
-    so a test can talk to a server the moment it is handed over, with no polling."""
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only for such sockets,
-    # and without it every keep-alive response waits out a 40 ms delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
+    """A listening socket on a free loopback port (the one harness's): connections queue until the
+    server accepts, so a test can talk to a server the moment it is handed over, with no polling.
+    asyncio sets TCP_NODELAY on connections accepted from it (without it every keep-alive response
+    waits out a 40 ms delayed ACK)."""
+    return listening_socket()
 
 
 class LoopbackServer:

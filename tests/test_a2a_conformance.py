@@ -88,3 +88,14 @@ async def test_a_request_for_an_unknown_protocol_version_is_refused(
         f"{bob.url}/a2a", json=send_message({"data": handoff(service_url)}), headers={"A2A-Version": "9.9"}
     )
     assert response.json()["error"]["code"] == VERSION_NOT_SUPPORTED
+
+
+@pytest.mark.parametrize("path", ["/a2a", "/a2a/"])
+async def test_the_a2a_endpoint_answers_with_or_without_the_trailing_slash_and_no_redirect(
+    http: httpx.AsyncClient, bob: RunningBot, service_url: str, path: str
+) -> None:
+    response = await http.post(
+        f"{bob.url}{path}", headers=A2A_HEADERS, json=send_message({"data": handoff(service_url)})
+    )
+    assert response.status_code == 200, "answered in place, not redirected"
+    assert outcome_of(response)["status"] == "delivered"

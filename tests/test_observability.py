@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -66,7 +67,11 @@ async def test_one_trace_covers_alices_turn_and_bobs_greeting(
     spans: InMemorySpanExporter,
 ) -> None:
     spans.clear()
-    async with alice_and_bob(state_dir) as (alice, _bob):
+    tracing: dict[str, Any] = {"otel_traces_exporter": "console"}  # the test's provider records spans
+    async with (
+        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, **tracing) as bob,
+        started_bot("Alice", ALICE_DESCRIPTION, state_dir=state_dir, peer_urls=[bob.url], **tracing) as alice,
+    ):
         await user_says(http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url)
     finished = list(spans.get_finished_spans())
     turn = named(finished, "teams.turn")

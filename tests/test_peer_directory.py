@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -180,3 +181,15 @@ def test_a_call_that_ends_in_an_error_nobody_expected_still_frees_the_probe_slot
     assert breaker.state is BreakerState.OPEN, "the failed probe opened the breaker again"
     clock.now += 31
     assert breaker.allow(), "and after the cool-down the next probe is let through"
+
+
+async def test_a_cancelled_probe_frees_the_slot_without_counting_against_the_peer() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=30, clock=clock)
+    breaker.record_failure()
+    clock.now += 31
+    assert breaker.allow()
+    with contextlib.suppress(asyncio.CancelledError), breaker.guard():
+        raise asyncio.CancelledError
+    assert breaker.state is BreakerState.HALF_OPEN, "a cancellation says nothing about the peer"
+    assert breaker.allow(), "the next probe is let through at once"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts.bot_process import ROOT
+from scripts.bot_process import ROOT, free_port
 from tests.processes import process_env, run_bot_to_exit, spawn_bot
 
 LOCAL = {
@@ -83,13 +82,14 @@ async def test_shipped_production_env_file_refuses_its_placeholders(tmp_path: Pa
         "--env-file", str(ROOT / "env" / "alice.env"), cwd=tmp_path, env=process_env()
     )
     assert code == 2
-    assert "still the placeholder" in stderr
+    assert "still placeholders, replace each with the real value" in stderr
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "TENANT_ID", "OPENAI_API_KEY", "A2A_AUTH_SECRET"):
+        assert f"{name} (<" in stderr, f"{name} is named in the same run"
+    assert len(stderr.strip().splitlines()) == 1, "one line"
 
 
 async def test_chosen_env_file_wins_over_a_stray_dotenv_in_the_working_directory(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     (tmp_path / ".env").write_text("BOT_NAME=Mallory\nCLIENT_ID=stray-app-id\nPEER_URLS=http://127.0.0.1:1\n")
     env_file = tmp_path / "alice.env"
     env_file.write_text(

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
-from bot.store import PendingHandoff, Store, StoreError
+from bot.store import PendingHandoff, Store, StoreError, migrate, schema
 
 DATA = Path(__file__).parent / "data"
 
@@ -210,3 +210,43 @@ async def test_an_unreachable_database_is_a_clear_error_without_the_password() -
         await Store.open("postgresql+asyncpg://bot:hunter2-secret@127.0.0.1:1/bot", bot_name="Bob")
     assert "STATE_URL: cannot open" in str(error.value)
     assert "hunter2-secret" not in str(error.value)
+
+
+async def test_the_migrations_build_exactly_the_tables_this_release_creates_for_a_new_database(
+    store_url: str,
+) -> None:
+    """A new database gets ``schema.metadata`` directly; one with a past gets the migrations: both
+    must end in the same schema."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    def migrate_and_compare(connection: sqlalchemy.Connection) -> list[object]:
+        command.upgrade(migrate._config(connection), "head")
+        return list(compare_metadata(MigrationContext.configure(connection), schema.metadata))
+
+    engine = create_async_engine(store_url)
+    try:
+        async with engine.begin() as connection:
+            differences = await connection.run_sync(migrate_and_compare)
+    finally:
+        await engine.dispose()
+    assert differences == []
+
+
+def test_the_head_revision_this_release_expects_is_the_last_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(config).get_current_head() == schema.HEAD_REVISION
+
+
+async def test_the_plain_sqlite_url_most_sqlalchemy_users_write_opens_the_store(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite:///{tmp_path / 'plain.db'}", bot_name="Bob")
+    try:
+        await store.history.append("a:1", [{"n": 1}])
+        assert await store.history.load("a:1") == [{"n": 1}]
+    finally:
+        await store.close()

@@ -95,7 +95,8 @@ async def open_engine(url: str) -> AsyncEngine:
     # several connections spin on the file lock (which dominated latency under load).
     pooling: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if sqlite else {"pool_pre_ping": True}
     try:
-        engine = create_async_engine(parsed, **pooling)
+        # hide_parameters: a failing statement's error (logged) must not carry history or user text.
+        engine = create_async_engine(parsed, hide_parameters=True, **pooling)
     except (SQLAlchemyError, ImportError, ValueError) as error:
         raise StoreError(f"STATE_URL: cannot use {safe_url}: {type(error).__name__}") from None
     if sqlite:
@@ -111,6 +112,9 @@ async def open_engine(url: str) -> AsyncEngine:
     except (SQLAlchemyError, OSError) as error:
         await engine.dispose()
         raise StoreError(f"STATE_URL: cannot open {safe_url}: {reason(error)}") from None
+    except Exception as error:  # alembic's own errors, a broken migration: still one clear line
+        await engine.dispose()
+        raise StoreError(f"STATE_URL: cannot bring {safe_url} up to date: {reason(error)}") from None
     return engine
 
 
