@@ -1,13 +1,15 @@
 """The A2A surface as one sub-app: JSON-RPC at ``/a2a`` (and ``/a2a/``), behind its own door.
 
-The sub-app carries everything that is A2A's alone: the body cap, peer authentication and the
-per-caller rate limit, in that order, in front of a2a-sdk's JSON-RPC route. The card stays on the
+The sub-app carries everything that is A2A's alone: trace propagation (when tracing is on), the
+body cap, peer authentication and the per-caller rate limit, in that order, in front of a2a-sdk's
+JSON-RPC route. The card stays on the
 main app at the root well-known path: it is public and not JSON-RPC.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.context import ServerCallContext
@@ -40,6 +42,8 @@ class A2ADoor:
     max_body_bytes: int
     verifier: TokenVerifier | None
     limiter: RateLimiter
+    trace_requests: bool = False
+    """Continue callers' traces (OpenTelemetry's ASGI instrumentation); on when tracing is."""
 
 
 class CredentialFreeContextBuilder(DefaultServerCallContextBuilder):
@@ -67,11 +71,32 @@ class HandoffRequestHandler(DefaultRequestHandler):
         return await super().on_message_send(params, context)
 
 
+def _receive_span(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return "a2a.receive", {}
+
+
 def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> list[BaseRoute]:
     """The card route (root well-known path) and the mounted A2A sub-app, for the main app's router.
 
     Handoffs answer with one Message, never a long-lived task, so tasks need no durable store."""
     handler = HandoffRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
+    middleware = [
+        Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
+        Middleware(PeerAuthMiddleware, verifier=door.verifier),
+        Middleware(CallerRateLimit, limiter=door.limiter),
+    ]
+    if door.trace_requests:
+        # Imported only with tracing on: the instrumentation costs memory and CPU per request.
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        middleware.insert(
+            0,
+            Middleware(
+                OpenTelemetryMiddleware,
+                default_span_details=_receive_span,
+                exclude_spans=["receive", "send"],
+            ),
+        )
     sub_app = Starlette(
         routes=create_jsonrpc_routes(
             handler,
@@ -79,10 +104,6 @@ def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> li
             context_builder=CredentialFreeContextBuilder(),
             enable_v0_3_compat=True,
         ),
-        middleware=[
-            Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
-            Middleware(PeerAuthMiddleware, verifier=door.verifier),
-            Middleware(CallerRateLimit, limiter=door.limiter),
-        ],
+        middleware=middleware,
     )
     return [*create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL), ExactMount(A2A_PATH, sub_app)]

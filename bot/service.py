@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from a2a.types import AgentCard
@@ -23,7 +22,7 @@ from a2a_bridge.executor import HandoffAgentExecutor
 from a2a_bridge.limits import RateLimiter
 from a2a_bridge.peer_client import CallPolicy, PeerClient
 from a2a_bridge.policy import HandoffPolicy
-from a2a_bridge.server import A2A_PATH, A2ADoor, a2a_routes
+from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
 from bot.greeter import TeamsGreeter
@@ -137,14 +136,10 @@ async def _build(
         max_body_bytes=settings.max_request_bytes,
         verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
         limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
+        trace_requests=settings.otel_traces_exporter != "none",
     )
     web.router.routes.extend(a2a_routes(card=_card(settings, secret), executor=executor, door=door))
     web.add_middleware(ActivityGate, max_bytes=settings.max_request_bytes)
-    if settings.otel_traces_exporter != "none":
-        # Imported only with tracing on: the instrumentation costs memory and CPU per request.
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-
-        web.add_middleware(OpenTelemetryMiddleware, default_span_details=_span_details)
     service = BotService(
         settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns, metrics=metrics
     )
@@ -169,14 +164,6 @@ def _peer_client(
     peers = PeerClient(cards, policy=CallPolicy(timeout=settings.peer_timeout_seconds), metrics=metrics.a2a)
     metrics.a2a.watch_breakers(peers.breaker_states)
     return peers
-
-
-def _span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Server spans named for the surface: ``a2a.receive`` for a peer's call, else method and path."""
-    path = str(scope.get("path", ""))
-    if path == A2A_PATH or path.startswith(A2A_PATH + "/"):
-        return "a2a.receive", {}
-    return f"{scope.get('method', 'HTTP')} {path}", {}
 
 
 def _card(settings: Settings, secret: str | None) -> AgentCard:

@@ -81,7 +81,10 @@ async def test_one_trace_covers_alices_turn_and_bobs_greeting(
     assert send.context.trace_id == turn.context.trace_id
     assert receive.context.trace_id == send.context.trace_id, "the trace crossed the A2A hop"
     assert greeting.context.trace_id == send.context.trace_id
-    assert receive.kind == trace.SpanKind.SERVER and send.kind == trace.SpanKind.CLIENT
+    assert receive.parent is not None
+    [server] = [span for span in finished if span.context.span_id == receive.parent.span_id]
+    assert server.kind == trace.SpanKind.SERVER and send.kind == trace.SpanKind.CLIENT
+    assert server.parent is not None and server.parent.trace_id == send.context.trace_id
     framework = [
         span
         for span in finished
