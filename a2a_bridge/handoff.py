@@ -26,6 +26,17 @@ MAX_SUMMARY_CHARS = 4000
 _MESSAGE_ID_NAMESPACE = uuid.UUID("6c1f8f0e-3f43-4b7e-9a55-2f3f0c9a1d21")
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` if it fits, else cut at the last word boundary before ``limit`` and marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    boundary = cut.rstrip().rfind(" ")
+    if boundary > limit // 2:
+        cut = cut[:boundary]
+    return cut.rstrip(" ,;:.-") + "\u2026"
+
+
 class _WireModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", str_strip_whitespace=True

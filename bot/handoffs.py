@@ -13,7 +13,7 @@ from typing import Literal
 
 import structlog
 
-from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome
+from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome, shorten
 from a2a_bridge.peer_client import PeerClient
 from bot.identity import TurnIdentity
 from bot.manifest import short_description
@@ -91,7 +91,7 @@ class HandoffSender:
             aad_object_id=identity.aad_object_id,
             tenant_id=identity.tenant_id,
             service_url=identity.service_url,
-            summary=summary.strip()[:MAX_SUMMARY_CHARS] or "(no summary given)",
+            summary=shorten(summary.strip(), MAX_SUMMARY_CHARS) or "(no summary given)",
             hops=identity.hops + 1,
         )
         log.info(

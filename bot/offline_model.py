@@ -26,6 +26,7 @@ from agent_framework import (
 )
 
 from a2a_bridge.card_cache import PeerProfile
+from a2a_bridge.handoff import shorten
 from bot.agent import CONSULT_CONTEXT_KEY, HANDOFF_CONTEXT_KEY
 from bot.tools import ASK_TOOL_NAME, HANDOFF_TOOL_NAME
 
@@ -128,9 +129,9 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
                 arguments=json.dumps({"peer": best[1], "summary": summary}),
             )
             return Message("assistant", [call])
-        return _text(self._offline_answer(history))
+        return _text(self._offline_answer(text, history))
 
-    def _offline_answer(self, history: Sequence[Message]) -> str:
+    def _offline_answer(self, text: str, history: Sequence[Message]) -> str:
         context = next(
             (
                 m.additional_properties[HANDOFF_CONTEXT_KEY]
@@ -144,11 +145,13 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
             if context
             else ""
         )
+        asked = shorten(" ".join(text.split()), 200)
         return (
-            f"{OFFLINE_LABEL} {remembered}I'm {self._bot_name} ({self._bot_description}). I'm running on "
-            "the built-in offline model, which can route questions between colleagues but cannot answer "
-            "them. To get real answers, set OPENAI_API_KEY and OPENAI_MODEL (plus OPENAI_BASE_URL for "
-            "Ollama, vLLM or llama.cpp), or AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and "
+            f"{OFFLINE_LABEL} You wrote: \u201c{asked}\u201d. {remembered}I'm {self._bot_name} "
+            f"({self._bot_description}). With a real model configured I would answer that here; the "
+            "built-in offline model I'm running on can route questions between colleagues but cannot "
+            "answer them. To get real answers, set OPENAI_API_KEY and OPENAI_MODEL (plus OPENAI_BASE_URL "
+            "for Ollama, vLLM or llama.cpp), or AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and "
             "AZURE_OPENAI_MODEL, in this bot's env file."
         )
 

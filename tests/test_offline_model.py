@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from a2a_bridge.handoff import MAX_SUMMARY_CHARS, shorten
 from tests.harness import alice_and_bob, user_says
 from tests.standins.connector import StandInConnector
 
@@ -46,6 +47,9 @@ async def test_offline_alice_hands_an_it_question_to_bob(
         assert "[offline model]" in follow_up
         assert "From Alice's handoff I know what you need" in follow_up
         assert "My laptop can't connect to the VPN" in follow_up
+        assert "You wrote: \u201cIs there anything I should try?\u201d" in follow_up, (
+            "Bob reads the new message"
+        )
 
 
 async def test_offline_alice_answers_a_travel_question_with_the_offline_notice(
@@ -65,4 +69,14 @@ async def test_offline_alice_answers_a_travel_question_with_the_offline_notice(
         assert connector.created() == []
         [reply] = connector.sent("a:dana-alice")
         assert reply.text.startswith("**Alice:** [offline model]")
+        assert "You wrote: \u201cHow do I submit my hotel receipts for reimbursement?\u201d" in reply.text
+        assert "With a real model configured I would answer that here" in reply.text
         assert "OPENAI_API_KEY" in reply.text and "AZURE_OPENAI_ENDPOINT" in reply.text
+
+
+def test_a_long_summary_is_cut_at_a_word_with_a_marker() -> None:
+    words = " ".join(f"word{n}" for n in range(2000))
+    cut = shorten(words, MAX_SUMMARY_CHARS)
+    assert len(cut) <= MAX_SUMMARY_CHARS and cut.endswith("\u2026")
+    assert cut[:-1].split(" ")[-1] in words.split(" "), "the last word is whole"
+    assert shorten("short enough", MAX_SUMMARY_CHARS) == "short enough"
