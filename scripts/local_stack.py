@@ -82,11 +82,12 @@ class StackPlan:
     state_file: Path | None = None
 
     @classmethod
-    def default(cls) -> StackPlan:
+    def default(cls, ports: tuple[int, int, int, int] = (3978, 3979, 56150, 56151)) -> StackPlan:
+        alice, bob, alice_playground, bob_playground = ports
         return cls(
             bots=(
-                BotPlan("Alice", ROOT / "env" / "alice.local.env", 3978, 56150),
-                BotPlan("Bob", ROOT / "env" / "bob.local.env", 3979, 56151),
+                BotPlan("Alice", ROOT / "env" / "alice.local.env", alice, alice_playground),
+                BotPlan("Bob", ROOT / "env" / "bob.local.env", bob, bob_playground),
             )
         )
 
@@ -217,6 +218,7 @@ class RunningProcess:
 class LocalStack:
     plan: StackPlan
     processes: list[RunningProcess] = field(default_factory=list)
+    _recorded: bool = False
 
     def start(self) -> None:
         busy = [port for port in self.plan.ports() if port_in_use(port)]
@@ -353,12 +355,16 @@ class LocalStack:
                     os.killpg(running.process.pid, signal.SIGKILL)
                 running.process.wait()
         self.processes.clear()
-        if self.plan.state_file is not None:
-            self.plan.state_file.unlink(missing_ok=True)
+        if self.plan.state_file is not None and self._recorded:
+            self.plan.state_file.unlink(missing_ok=True)  # only our own record, never another run's
 
     def _record(self) -> None:
+        """What `stop` needs: this runner's pid (asked to stop first, so it stops cleanly) and the
+        process groups it started (stopped directly if the runner is gone)."""
         if self.plan.state_file is not None:
-            self.plan.state_file.write_text(json.dumps({"pgids": [p.process.pid for p in self.processes]}))
+            record = {"runner": os.getpid(), "pgids": [p.process.pid for p in self.processes]}
+            self.plan.state_file.write_text(json.dumps(record))
+            self._recorded = True
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -378,21 +384,62 @@ def running_stack(plan: StackPlan) -> Iterator[LocalStack]:
         stack.stop()
 
 
-def stop_recorded() -> int:
-    if not STATE_FILE.exists():
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recorded_runner(state_file: Path) -> int | None:
+    """The pid of a `run` that is still up according to its record, else None."""
+    try:
+        runner = json.loads(state_file.read_text()).get("runner")
+    except (OSError, ValueError):
+        return None
+    return runner if isinstance(runner, int) and _alive(runner) else None
+
+
+def stop_recorded(state_file: Path = STATE_FILE, within: float = 60.0) -> int:
+    if not state_file.exists():
         say("nothing to stop: no local stack is recorded as running")
         return 0
-    pgids = json.loads(STATE_FILE.read_text()).get("pgids", [])
+    record = json.loads(state_file.read_text())
+    runner = recorded_runner(state_file)
+    if runner is not None:
+        os.kill(runner, signal.SIGTERM)  # the runner stops what it started and removes its record
+        deadline = time.monotonic() + within
+        while _alive(runner) and time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting for another process to exit: nothing to be notified by
+        if not _alive(runner):
+            say("stopped")
+            return 0
+    pgids = record.get("pgids", [])
     for pgid in pgids:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-    STATE_FILE.unlink()
+    state_file.unlink(missing_ok=True)
     say(f"stopped {len(pgids)} process group(s)")
     return 0
 
 
-def run(with_playgrounds: bool) -> int:
-    plan = StackPlan(bots=StackPlan.default().bots, with_playgrounds=with_playgrounds, state_file=STATE_FILE)
+def run(
+    with_playgrounds: bool,
+    ports: tuple[int, int, int, int] | None = None,
+    state_file: Path = STATE_FILE,
+) -> int:
+    plan = StackPlan(
+        bots=StackPlan.default(*([ports] if ports else [])).bots,
+        with_playgrounds=with_playgrounds,
+        state_file=state_file,
+    )
+    running = recorded_runner(state_file)
+    if running is not None:
+        say(f"error: the local stack is already running (pid {running}); stop it with `make stop` first")
+        return 1
     try:
         ensure_python_environment()
         if with_playgrounds:
@@ -403,7 +450,9 @@ def run(with_playgrounds: bool) -> int:
             nonlocal stop_requested
             stop_requested = True
 
+        # `make stop` sends SIGTERM; closing the terminal sends SIGHUP: both stop everything cleanly.
         signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGHUP, request_stop)
         with running_stack(plan) as stack:
             alice, bob = plan.bots
             say(f"everything is up. Logs: {plan.log_dir.relative_to(ROOT)}/")
@@ -418,7 +467,7 @@ def run(with_playgrounds: bool) -> int:
             try:
                 while not stop_requested:
                     exited = stack.first_exit()
-                    if exited is not None:
+                    if exited is not None and not stop_requested:
                         raise StackError(
                             f"{exited.label} stopped unexpectedly; see {exited.log}:\n{tail(exited.log)}"
                         )
@@ -442,9 +491,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["run", "stop", "setup"], nargs="?", default="run")
     parser.add_argument("--no-playground", action="store_true", help="start only the two bots")
+    parser.add_argument(
+        "--ports",
+        help="ALICE,BOB,ALICE_PLAYGROUND,BOB_PLAYGROUND instead of 3978,3979,56150,56151",
+    )
+    parser.add_argument(
+        "--state-file", type=Path, default=STATE_FILE, help="where `run` records what it started"
+    )
     args = parser.parse_args(argv)
     if args.command == "stop":
-        return stop_recorded()
+        return stop_recorded(args.state_file)
     if args.command == "setup":
         try:
             ensure_python_environment()
@@ -453,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"error: {error}")
             return 1
         return 0
-    return run(with_playgrounds=not args.no_playground)
+    ports = tuple(int(port) for port in args.ports.split(",")) if args.ports else None
+    if ports is not None and len(ports) != 4:
+        parser.error("--ports takes four comma-separated numbers")
+    return run(with_playgrounds=not args.no_playground, ports=ports, state_file=args.state_file)
 
 
 if __name__ == "__main__":
