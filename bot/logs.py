@@ -64,6 +64,8 @@ def _error_key(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     """A traceback goes under ``error`` (the field operators' queries already use)."""
     if "exception" in event:
         event["error"] = event.pop("exception")
+    # uvicorn attaches a copy of its message with terminal colour codes; JSON lines carry plain text.
+    event.pop("color_message", None)
     return event
 
 

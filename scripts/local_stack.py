@@ -278,6 +278,8 @@ class LocalStack:
                     f"{bot.name} playground",
                     [
                         "node",
+                        "--require",
+                        str(ROOT / "scripts" / "playground_loopback.cjs"),
                         str(PLAYGROUND_CLI),
                         "-e",
                         f"{bot.url}/api/messages",
@@ -459,8 +461,10 @@ def run(
             if with_playgrounds:
                 say(f"  1. Open Alice's chat:  {alice.playground_url}")
                 say("     ask something about travel, or an IT question such as 'My VPN keeps disconnecting'")
-                say("     (Bob's greeting appears in this same chat, marked **Bob:**)")
-                say(f"  2. Carry on with Bob: {bob.playground_url}  (the same chat, seen from Bob's side)")
+                say("     (Bob's greeting appears in this same chat, starting with 'Bob:')")
+                say(f"  2. Carry on with Bob: {bob.playground_url}")
+                say("     (Bob's side of the same chat; it starts empty, as it shows only what arrives")
+                say("     while it is open: type there and Bob answers with the handoff context)")
             card = "/.well-known/agent-card.json"
             say(f"  Agent cards: {alice.url}{card}  {bob.url}{card}")
             say("Press Ctrl-C to stop everything (or run `make stop` in another terminal).")

@@ -123,3 +123,22 @@ def test_stack_logs_name_where_they_are(stack: StackPlan) -> None:
     logs = sorted(path.name for path in Path(stack.log_dir).iterdir())
     assert "alice-bot.log" in logs and "bob-bot.log" in logs
     assert "playground-alice.log" in logs
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as the kernel writes them) that listen on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_everything_the_local_stack_starts_listens_on_loopback_only(stack: StackPlan) -> None:
+    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1
+    for port in stack.ports():
+        addresses = listening_addresses(port)
+        assert addresses and addresses <= loopback, (port, addresses)
