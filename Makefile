@@ -14,5 +14,6 @@ setup:
 test:
 	bash scripts/test.sh
 
+# A screenshot of the handoff in the emulator, saved under .run/ (OUT=docs/... to refresh the README's).
 screenshot:
-	bash scripts/screenshot.sh
+	bash scripts/screenshot.sh $(OUT)

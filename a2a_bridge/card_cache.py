@@ -158,7 +158,10 @@ class PeerCards:
                 SignatureVerificationError,
                 CardKeyError,
             ) as error:
-                log.warning("peer_card_unavailable", peer_url=peer.base_url, reason=type(error).__name__)
+                # A peer that is not up yet at the first try (both bots starting together) is normal:
+                # said at INFO; a peer that stays away, or goes away, is a WARNING.
+                level = log.info if peer.failures == 0 and peer.fetched_at == 0.0 else log.warning
+                level("peer_card_unavailable", peer_url=peer.base_url, reason=type(error).__name__)
                 peer.card, peer.client = None, None
                 peer.failures += 1
                 return

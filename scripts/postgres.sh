@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL server on loopback for the store tests: `start` prints the URL to export as
-# TEST_POSTGRES_URL, `stop` removes it. Installs Debian's postgresql when it is missing (needs root).
+# A throwaway PostgreSQL server on loopback for the store tests.
+#   DIR=$(mktemp -d); URL=$(bash scripts/postgres.sh start "$DIR")   # prints the URL for TEST_POSTGRES_URL
+#   bash scripts/postgres.sh stop "$DIR"                            # stops it and removes DIR
+# Each server lives in its own folder on a port chosen when it starts, so two test runs at once
+# do not meet. Debian's postgresql is installed when missing: that needs root (or sudo), and the
+# script says so before it does it.
 set -euo pipefail
-PORT="${TEST_POSTGRES_PORT:-55432}"
-DIR="${TMPDIR:-/tmp}/teams-handoff-pg-$PORT"
+DIR="${2:?usage: postgres.sh start|stop DIR}"
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
@@ -11,23 +14,22 @@ as_owner() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-case "${1:-start}" in
+case "$1" in
 start)
     if [ -z "$(pg_bin)" ]; then
-        echo "[postgres] installing Debian's postgresql" >&2
         sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        echo "[postgres] the store tests need a PostgreSQL server; installing Debian's postgresql${sudo_cmd:+ with sudo}" >&2
         $sudo_cmd apt-get update -qq >&2
         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql >/dev/null
     fi
     BIN="$(pg_bin)"
-    if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
-        rm -rf "$DIR"
-        mkdir -p "$DIR"
-        [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
-        as_owner "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
-        as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
-            -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DIR -c fsync=off" start >/dev/null
-    fi
+    PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    mkdir -p "$DIR"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$DIR"
+    as_owner "$BIN/initdb" -D "$DIR/data" -U postgres --auth=trust >/dev/null
+    as_owner "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
+        -o "-p $PORT -c listen_addresses=127.0.0.1 -k $DIR -c fsync=off" start >/dev/null
+    echo "$PORT" > "$DIR/port"
     echo "postgresql+asyncpg://postgres@127.0.0.1:$PORT/postgres"
     ;;
 stop)
@@ -36,5 +38,9 @@ stop)
         as_owner "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null || true
     fi
     rm -rf "$DIR"
+    ;;
+*)
+    echo "usage: postgres.sh start|stop DIR" >&2
+    exit 2
     ;;
 esac

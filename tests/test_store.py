@@ -27,7 +27,7 @@ def postgres_url() -> str:
     if not url:
         pytest.fail(
             "TEST_POSTGRES_URL is not set: run the suite with `make test` (it starts a throwaway "
-            "PostgreSQL), or `export TEST_POSTGRES_URL=$(bash scripts/postgres.sh start)`"
+            "PostgreSQL), or `export TEST_POSTGRES_URL=$(bash scripts/postgres.sh start $(mktemp -d))`"
         )
     return url
 
