@@ -29,6 +29,7 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "notice_delivered": frozenset({"bot_name", "peer"}),
     "notice_failed": frozenset({"bot_name", "peer", "reason"}),
     "turn_failed": frozenset({"bot_name"}),
+    "welcome": frozenset({"bot_name", "bot_description"}),
     "consent_question": frozenset({"bot_name", "peer", "specialty"}),
     "consent_declined": frozenset({"bot_name"}),
     "consent_nothing_pending": frozenset({"bot_name"}),

@@ -104,6 +104,7 @@ async def _build(
     metrics.turns_in_flight.set_function(lambda: turns.in_flight)
     TeamsSurface(
         bot_name=settings.bot_name,
+        bot_description=settings.bot_description,
         agent=agent,
         sender=sender,
         store=store,

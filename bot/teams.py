@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
+from microsoft_teams.api.activities.install_update.add import InstalledActivity
 from microsoft_teams.api.activities.message import MessageActivity, MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.apps import ActivityContext, App
@@ -47,8 +48,29 @@ class TeamsSurface:
     tenant_allowlist: list[str]
     observe: Observer | None = None
 
+    bot_description: str = ""
+
     def register(self, app: App) -> None:
         app.on_message(self.on_message)
+        app.on_install_add(self.on_install)
+
+    async def on_install(self, ctx: ActivityContext[InstalledActivity]) -> None:
+        """A user added the bot: welcome them, once per user (redeliveries and reinstalls stay quiet)."""
+        activity = ctx.activity
+        if (activity.conversation.conversation_type or "personal") != "personal":
+            return
+        user = activity.from_.aad_object_id or activity.from_.id
+        with structlog.contextvars.bound_contextvars(conversation_id=activity.conversation.id):
+            try:
+                if not await self.store.activities.accept(f"welcome:{user}", activity.conversation.id):
+                    return
+                text = self.prompts.render(
+                    "welcome", bot_name=self.bot_name, bot_description=self.bot_description
+                )
+                await self._say(ctx, text)
+                log.info("welcome_sent")
+            except (*_UNREACHABLE, StoreError) as error:
+                log.warning("welcome_failure", reason=type(error).__name__)
 
     async def on_message(self, ctx: ActivityContext[MessageActivity]) -> None:
         activity = ctx.activity
@@ -63,7 +85,9 @@ class TeamsSurface:
                 log.exception("store_failure")
                 await _best_effort(self._say(ctx, self.prompts.render("turn_failed", bot_name=self.bot_name)))
 
-    async def _say(self, ctx: ActivityContext[MessageActivity], text: str) -> None:
+    async def _say(
+        self, ctx: ActivityContext[MessageActivity] | ActivityContext[InstalledActivity], text: str
+    ) -> None:
         activity = MessageActivityInput(text=speaker_line(self.bot_name, text))
         await call_connector("send_reply", lambda: ctx.send(activity), observe=self.observe)
 

@@ -369,6 +369,17 @@ class LocalStack:
             self._recorded = True
 
 
+def install_for_local_user(bot: BotPlan) -> None:
+    """What Teams does when a user adds the app: the bot's welcome then waits in the chat (the
+    playground keeps it for the first page that opens). Best effort: the stack works without it."""
+    url = f"{bot.playground_url}/_debug/conversation/{LOCAL_CHAT_ID}/installation"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10):
+            pass
+    except OSError as error:
+        say(f"note: could not send {bot.name}'s install event ({error}); the chat works without it")
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -457,6 +468,8 @@ def run(
         signal.signal(signal.SIGHUP, request_stop)
         with running_stack(plan) as stack:
             alice, bob = plan.bots
+            if with_playgrounds:
+                install_for_local_user(alice)
             say(f"everything is up. Logs: {plan.log_dir.relative_to(ROOT)}/")
             if with_playgrounds:
                 say(f"  1. Open Alice's chat:  {alice.playground_url}")

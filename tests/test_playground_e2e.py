@@ -142,3 +142,14 @@ def test_everything_the_local_stack_starts_listens_on_loopback_only(stack: Stack
     for port in stack.ports():
         addresses = listening_addresses(port)
         assert addresses and addresses <= loopback, (port, addresses)
+
+
+async def test_installing_alice_in_the_playground_brings_her_welcome(
+    stack: StackPlan, alice_chat: PlaygroundChat, http: httpx.AsyncClient
+) -> None:
+    config = (await http.get(f"{stack.bots[0].playground_url}/_internal/v1/config")).json()["config"]
+    chat = config["personalChat"]["id"]
+    response = await http.post(f"{stack.bots[0].playground_url}/_debug/conversation/{chat}/installation")
+    assert response.status_code < 300, response.text
+    welcome = await alice_chat.until(lambda text: "Hello, I'm Alice" in text)
+    assert welcome.startswith("**Alice:** Hello, I'm Alice: Travel and expenses")
