@@ -287,6 +287,9 @@ class LocalStack:
                         "msteams",
                         "-p",
                         str(bot.playground_port),
+                        # Its own default says localhost; every other address here is 127.0.0.1.
+                        "--service-url",
+                        f"{bot.playground_url}/_connector",
                         "--dt",
                     ],
                     env=env,
