@@ -186,3 +186,12 @@ async def test_readyz_says_which_peer_cards_are_fresh(
     by_url = {peer["url"]: peer for peer in ready["peers"]}
     assert by_url[bob.url]["name"] == "Bob" and by_url[bob.url]["stale"] is False
     assert by_url["http://127.0.0.1:9"]["name"] is None
+
+
+def test_json_lines_carry_no_terminal_colour_codes_from_uvicorn(json_log: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on %s", "http://127.0.0.1:3978", extra={"color_message": "\x1b[1m%s\x1b[0m"}
+    )
+    [line] = [entry for entry in lines(json_log) if str(entry["event"]).startswith("Uvicorn running")]
+    assert "\\u001b" not in json_log.getvalue() and "color_message" not in line
+    assert line["event"] == "Uvicorn running on http://127.0.0.1:3978"
