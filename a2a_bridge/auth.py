@@ -128,8 +128,7 @@ class PeerTokenInterceptor(ClientCallInterceptor):
 
 
 class PeerAuthMiddleware:
-    """Refuses requests to the A2A endpoint without a valid peer token (the card, served outside
-    the A2A sub-app, stays public).
+    """Refuses calls to the A2A endpoint without a valid peer token; the card stays public.
 
     On success the caller's name is put where a2a-sdk's context builder finds it
     (``scope["user"]``), so the executor can match it against the handoff's ``from``.
@@ -140,7 +139,8 @@ class PeerAuthMiddleware:
         self._verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._verifier is None:
+        # GET reads only the public card (served under /a2a too); every call is a POST.
+        if scope["type"] != "http" or self._verifier is None or scope.get("method") in ("GET", "HEAD"):
             await self._app(scope, receive, send)
             return
         authorization = header(scope, b"authorization")

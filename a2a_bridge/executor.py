@@ -71,7 +71,8 @@ class HandoffAgentExecutor(AgentExecutor):
         self._in_flight: dict[str, asyncio.Future[HandoffOutcome]] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        request = request_from_message(context.message)
+        caller = context.call_context.user
+        request = request_from_message(context.message, caller.user_name if caller.is_authenticated else None)
         if isinstance(request, Question):
             await self._consult(request, context, event_queue)
             return

@@ -113,9 +113,12 @@ class Question:
 MAX_QUESTION_CHARS = 4000
 
 
-def request_from_message(message: Message | None) -> HandoffMessage | Question:
+def request_from_message(message: Message | None, caller: str | None = None) -> HandoffMessage | Question:
     """What a message asks for: a handoff (one data part of kind 'handoff') or a question (text
-    parts only). Anything else is -32602 naming what is wrong (never echoing values)."""
+    parts only). Anything else is -32602 naming what is wrong (never echoing values).
+
+    ``caller`` is the authenticated peer, if any: it scopes the handoff id derived for peers that
+    send none (see ``handoff_from_message``)."""
     parts = list(message.parts) if message is not None else []
     payloads = get_data_parts(parts)
     texts = [text for text in get_text_parts(parts) if text.strip()]
@@ -126,11 +129,15 @@ def request_from_message(message: Message | None) -> HandoffMessage | Question:
                 message=f"invalid question: text longer than {MAX_QUESTION_CHARS} characters"
             )
         return Question(question)
-    return handoff_from_message(message)
+    return handoff_from_message(message, caller)
 
 
-def handoff_from_message(message: Message | None) -> HandoffMessage:
-    """The handoff a message carries, or -32602 naming what is wrong (never echoing values)."""
+def handoff_from_message(message: Message | None, caller: str | None = None) -> HandoffMessage:
+    """The handoff a message carries, or -32602 naming what is wrong (never echoing values).
+
+    Peers built on Microsoft's sample track neither ``handoffId`` nor ``hops``: such a handoff is a
+    first one (hops 1), and its id is derived from the caller and the A2A message id, so a retry of
+    the same message is the same handoff and greets once."""
     parts = list(message.parts) if message is not None else []
     payloads = [data for data in get_data_parts(parts) if isinstance(data, dict)]
     handoffs = [data for data in payloads if data.get("kind") == HANDOFF_KIND]
@@ -140,8 +147,12 @@ def handoff_from_message(message: Message | None) -> HandoffMessage:
             message="invalid request: message: expected exactly one data part with kind 'handoff', "
             "or a plain-text question"
         )
+    data = dict(handoffs[0])
+    if "handoffId" not in data and message is not None and message.message_id:
+        data["handoffId"] = str(uuid.uuid5(_MESSAGE_ID_NAMESPACE, f"{caller or ''}|{message.message_id}"))
+    data.setdefault("hops", 1)
     try:
-        return HandoffMessage.from_wire(handoffs[0])
+        return HandoffMessage.from_wire(data)
     except ValidationError as error:
         description = describe_validation_error(error)
         log.warning("handoff_invalid", reason=description)

@@ -2,8 +2,8 @@
 
 The sub-app carries everything that is A2A's alone: trace propagation (when tracing is on), the
 body cap, peer authentication and the per-caller rate limit, in that order, in front of a2a-sdk's
-JSON-RPC route. The card stays on the
-main app at the root well-known path: it is public and not JSON-RPC.
+JSON-RPC route. The card is public: at the root well-known path as the spec says, and again under
+``/a2a`` where clients built on Microsoft's sample look for it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ class HandoffRequestHandler(DefaultRequestHandler):
     it, so a bad request is a plain -32602 answer rather than a failed task and an executor trace."""
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
-        request_from_message(params.message)
+        caller = context.user
+        request_from_message(params.message, caller.user_name if caller.is_authenticated else None)
         return await super().on_message_send(params, context)
 
 
@@ -98,12 +99,16 @@ def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> li
             ),
         )
     sub_app = Starlette(
-        routes=create_jsonrpc_routes(
-            handler,
-            rpc_url="/",
-            context_builder=CredentialFreeContextBuilder(),
-            enable_v0_3_compat=True,
-        ),
+        routes=[
+            *create_jsonrpc_routes(
+                handler,
+                rpc_url="/",
+                context_builder=CredentialFreeContextBuilder(),
+                enable_v0_3_compat=True,
+            ),
+            # Where bots built on Microsoft's sample look for a peer's card.
+            *create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL),
+        ],
         middleware=middleware,
     )
     return [*create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL), ExactMount(A2A_PATH, sub_app)]

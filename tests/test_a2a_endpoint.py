@@ -84,7 +84,7 @@ async def test_valid_handoff_is_delivered_with_the_new_conversation_id(
     ("parts", "field"),
     [
         ([{"data": {"kind": "something-else"}}], "expected exactly one data part with kind 'handoff'"),
-        ([{"data": {"kind": "handoff", "from": "Alice"}}], "handoffId: Field required"),
+        ([{"data": {"kind": "handoff", "from": "Alice"}}], "aadObjectId: Field required"),
         ([{"data": {"kind": "handoff", "hops": "two"}}], "hops: Input should be a valid integer"),
         ([{"data": {"kind": "handoff", "aadObjectId": 42}}], "aadObjectId: Input should be a valid string"),
         ([{"data": {"kind": "handoff", "serviceUrl": "ftp://x"}}], "serviceUrl: String should match pattern"),
