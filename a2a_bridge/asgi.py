@@ -65,6 +65,19 @@ async def read_capped_body(scope: Scope, receive: Receive, max_bytes: int) -> by
     return b"".join(chunks)
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The rest of a request body (use behind ``read_capped_body``, which bounds it)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 def replaying(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the already-read body to the next app, then defers to the original."""
     delivered = False

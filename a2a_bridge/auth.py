@@ -21,15 +21,17 @@ from a2a.client.client import ClientCallContext
 from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
 from starlette.authentication import SimpleUser
 
-from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, send_json
-from a2a_bridge.limits import jsonrpc_error
+from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, read_body, send_json
+from a2a_bridge.limits import jsonrpc_error, request_id_of
 
 log = structlog.get_logger(__name__)
 
 TOKEN_LIFETIME_SECONDS = 60
 CLOCK_SKEW_SECONDS = 10
 _ALGORITHM = "HS256"
-UNAUTHENTICATED_CODE = -32001
+# Outside A2A's own codes (-32001..-32009 name task and protocol errors), in JSON-RPC's range for
+# implementation-defined server errors.
+UNAUTHENTICATED_CODE = -32099
 
 
 class TokenSigner(Protocol):
@@ -151,10 +153,12 @@ class PeerAuthMiddleware:
         except InvalidPeerToken as refusal:
             client = scope.get("client") or ("?", 0)
             log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
+            # The body cap in front has read the (bounded) body already: its id answers the caller.
+            request_id = request_id_of(await read_body(receive))
             await send_json(
                 send,
                 401,
-                jsonrpc_error(UNAUTHENTICATED_CODE, f"Unauthorized: {refusal}"),
+                jsonrpc_error(UNAUTHENTICATED_CODE, f"Unauthorized: {refusal}", request_id),
                 {"www-authenticate": 'Bearer realm="a2a"'},
             )
             return

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import structlog
 from a2a.helpers import get_data_parts, get_text_parts
 from a2a.types import Message
-from a2a.utils.errors import InvalidParamsError
+from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -120,6 +120,12 @@ def request_from_message(message: Message | None, caller: str | None = None) -> 
     ``caller`` is the authenticated peer, if any: it scopes the handoff id derived for peers that
     send none (see ``handoff_from_message``)."""
     parts = list(message.parts) if message is not None else []
+    unsupported = sorted({str(part.WhichOneof("content")) for part in parts} - {"text", "data"})
+    if unsupported:
+        log.warning("request_unsupported_parts", kinds=unsupported)
+        raise ContentTypeNotSupportedError(
+            message=f"unsupported part type(s) {', '.join(unsupported)}: this agent reads text and data parts"
+        )
     payloads = get_data_parts(parts)
     texts = [text for text in get_text_parts(parts) if text.strip()]
     if not payloads and texts and len(texts) == len(parts):

@@ -6,6 +6,7 @@ runs, and only on A2A traffic (the sub-app sees nothing else).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from a2a_bridge.asgi import (
     Receive,
     Scope,
     Send,
+    header,
     read_capped_body,
     replaying,
     send_json,
@@ -29,14 +31,29 @@ log = structlog.get_logger(__name__)
 
 INVALID_REQUEST = -32600
 RATE_LIMITED_CODE = -32000
+CONTENT_TYPE_NOT_SUPPORTED = -32005
+JSON_MEDIA_TYPES = ("application/json",)
 
 
 def jsonrpc_error(code: int, message: str, request_id: Any = None) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
+def request_id_of(body: bytes) -> str | int | None:
+    """The JSON-RPC id of a request body, when it can be read (for an error answered early)."""
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    request_id = request.get("id") if isinstance(request, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        return None
+    return request_id if isinstance(request_id, str) or abs(request_id) < 2**53 else None
+
+
 class A2ABodyLimit:
-    """413 for a POST body over ``max_bytes``, whether declared or streamed."""
+    """415 for a POST whose body is not declared as JSON; 413 for one over ``max_bytes``, whether
+    declared or streamed."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self._app = app
@@ -45,6 +62,12 @@ class A2ABodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST":
             await self._app(scope, receive, send)
+            return
+        media_type = header(scope, b"content-type").split(";")[0].strip().lower()
+        if media_type not in JSON_MEDIA_TYPES:
+            log.warning("request_unsupported_media_type", path="/a2a", media_type=media_type[:100])
+            message = "Content-Type must be application/json for JSON-RPC"
+            await send_json(send, 415, jsonrpc_error(CONTENT_TYPE_NOT_SUPPORTED, message))
             return
         try:
             body = await read_capped_body(scope, receive, self._max)

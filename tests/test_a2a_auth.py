@@ -98,8 +98,11 @@ async def test_bad_token_gets_401_with_a_json_rpc_error_and_no_teams_call(
         f"{bob.url}/a2a", headers=headers, json=send_message({"data": handoff(service_url)})
     )
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == -32001
-    assert reason in response.json()["error"]["message"]
+    assert response.headers["www-authenticate"] == 'Bearer realm="a2a"'
+    error = response.json()["error"]
+    assert not -32009 <= error["code"] <= -32001, "not one of A2A's own codes (-32001 is TaskNotFound)"
+    assert response.json()["id"] == 7, "the request id is answered when it can be read"
+    assert reason in error["message"]
     assert connector.calls == []
     assert any(
         reason in str(entry.get("reason", "")) for entry in logged(caplog.records, "a2a_auth_rejected")

@@ -3,6 +3,7 @@ what it does not declare with the spec's error codes)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ import pytest
 
 from tests.conftest import BOB_DESCRIPTION
 from tests.harness import RunningBot, started_bot
+from tests.standins.connector import StandInConnector
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
 
 TASK_NOT_FOUND = -32001
 PUSH_NOT_SUPPORTED = -32003
 UNSUPPORTED_OPERATION = -32004
 VERSION_NOT_SUPPORTED = -32009
+CONTENT_TYPE_NOT_SUPPORTED = -32005
 
 
 @pytest.fixture
@@ -99,3 +102,24 @@ async def test_the_a2a_endpoint_answers_with_or_without_the_trailing_slash_and_n
     )
     assert response.status_code == 200, "answered in place, not redirected"
     assert outcome_of(response)["status"] == "delivered"
+
+
+async def test_a_part_type_this_agent_does_not_read_gets_content_type_not_supported(
+    http: httpx.AsyncClient, bob: RunningBot, connector: StandInConnector
+) -> None:
+    file_part = {"url": "https://example.test/receipt.pdf", "mediaType": "application/pdf"}
+    response = await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message(file_part))
+    assert response.json()["error"]["code"] == CONTENT_TYPE_NOT_SUPPORTED
+    assert "url" in response.json()["error"]["message"]
+    assert connector.calls == []
+
+
+async def test_a_body_not_sent_as_json_gets_415_with_content_type_not_supported(
+    http: httpx.AsyncClient, bob: RunningBot
+) -> None:
+    body = json.dumps(send_message({"text": "hi"}))
+    response = await http.post(
+        f"{bob.url}/a2a", headers={**A2A_HEADERS, "content-type": "text/plain"}, content=body
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == CONTENT_TYPE_NOT_SUPPORTED
