@@ -40,6 +40,7 @@ class TeamsSurface:
     """What the Teams handlers need; built once by the service."""
 
     bot_name: str
+    bot_description: str
     agent: BotAgent
     sender: HandoffSender
     store: Store
@@ -47,8 +48,6 @@ class TeamsSurface:
     turns: TurnRunner
     tenant_allowlist: list[str]
     observe: Observer | None = None
-
-    bot_description: str = ""
 
     def register(self, app: App) -> None:
         app.on_message(self.on_message)
