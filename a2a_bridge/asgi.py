@@ -7,6 +7,7 @@ Nothing in it knows about A2A or Teams.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -44,8 +45,11 @@ class BodyTooLarge(Exception):
         self.size = size
 
 
-async def read_capped_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
-    """The whole request body, or ``BodyTooLarge`` as soon as it (declared or streamed) passes the cap."""
+async def read_capped_body(scope: Scope, receive: Receive, max_bytes: int | None) -> bytes:
+    """The whole request body, or ``BodyTooLarge`` as soon as it (declared or streamed) passes the cap.
+
+    ``max_bytes=None`` reads what is left without a cap: only behind a middleware that capped it."""
+    max_bytes = max_bytes if max_bytes is not None else sys.maxsize
     declared = header(scope, b"content-length")
     if declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(int(declared))
@@ -60,19 +64,6 @@ async def read_capped_body(scope: Scope, receive: Receive, max_bytes: int) -> by
         if size > max_bytes:
             raise BodyTooLarge(size)
         chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-async def read_body(receive: Receive) -> bytes:
-    """The rest of a request body (use behind ``read_capped_body``, which bounds it)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
     return b"".join(chunks)

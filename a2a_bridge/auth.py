@@ -21,7 +21,7 @@ from a2a.client.client import ClientCallContext
 from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
 from starlette.authentication import SimpleUser
 
-from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, read_body, send_json
+from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, read_capped_body, send_json
 from a2a_bridge.limits import jsonrpc_error, request_id_of
 
 log = structlog.get_logger(__name__)
@@ -154,7 +154,7 @@ class PeerAuthMiddleware:
             client = scope.get("client") or ("?", 0)
             log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
             # The body cap in front has read the (bounded) body already: its id answers the caller.
-            request_id = request_id_of(await read_body(receive))
+            request_id = request_id_of(await read_capped_body(scope, receive, None))
             await send_json(
                 send,
                 401,

@@ -187,15 +187,14 @@ class PeerClient:
                 failure = CallFailure(FailureKind.UNEXPECTED, type(error).__name__)
             if failure is None:
                 guard.succeeded()
+                value, answer = read(response)
+                span.set_attribute(answer_attribute, answer)
             else:
-                guard.failed()
+                guard.failed()  # a no-op after a refusal: the guard already recorded the peer as up
                 if failure.kind is not FailureKind.REFUSED:
                     peer.stale = True
             result = failure.kind.value if failure else "ok"
             span.set_attribute("a2a.result", result)
-            if failure is None:
-                value, answer = read(response)
-                span.set_attribute(answer_attribute, answer)
         duration_ms = round(watch.seconds * 1000)
         if self._metrics is not None:
             self._metrics.a2a_call_seconds.labels(peer_name, result).observe(watch.seconds)

@@ -30,17 +30,14 @@ ASGIApp = Callable[..., Any]
 FUZZ_COUNTS: dict[str, int] = {}
 
 
-def reserve_socket() -> socket.socket:
-    """A listening socket on a free loopback port (the one harness's): connections queue until the
-    server accepts, so a test can talk to a server the moment it is handed over, with no polling.
-    asyncio sets TCP_NODELAY on connections accepted from it (without it every keep-alive response
-    waits out a 40 ms delayed ACK)."""
-    return listening_socket()
-
-
 class LoopbackServer:
+    """A server on a socket bound before it starts: connections queue until it accepts, so a test
+    can talk to it the moment it is handed over, with no polling. (asyncio sets TCP_NODELAY on
+    connections accepted from an IPPROTO_TCP socket; without it every keep-alive response waits out
+    a 40 ms delayed ACK.)"""
+
     def __init__(self, app: ASGIApp, sock: socket.socket | None = None) -> None:
-        self._sock = sock or reserve_socket()
+        self._sock = sock or listening_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
@@ -106,7 +103,7 @@ async def started_bot(
 async def start_bot(
     name: str, description: str, *, state_dir: Path, sock: socket.socket | None = None, **settings: Any
 ) -> RunningBot:
-    sock = sock or reserve_socket()
+    sock = sock or listening_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     values: dict[str, Any] = {
         "bot_name": name,

@@ -10,8 +10,9 @@ import httpx
 
 from bot.config import Settings
 from bot.doctor import run_doctor
+from scripts.bot_process import listening_socket
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import reserve_socket, started_bot
+from tests.harness import started_bot
 from tests.standins.openai_server import StandInOpenAI, call_tool, last_message, say
 
 SECRET = "doctor-shared-secret-0123456789-abcdef"
@@ -63,7 +64,7 @@ async def test_doctor_names_each_problem_and_its_fix(
     http: httpx.AsyncClient, llm: StandInOpenAI, llm_settings: dict, state_dir: Path, tmp_path: Path
 ) -> None:
     llm.script("alice-model", lambda request: say("I will not call tools"))
-    dead = reserve_socket()
+    dead = listening_socket()
     dead_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
     dead.close()
     not_a_dir = tmp_path / "file"

@@ -18,7 +18,8 @@ from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import CardPolicy, PeerCards
 from a2a_bridge.handoff import HandoffMessage
 from a2a_bridge.peer_client import CallPolicy, PeerClient
-from tests.harness import LoopbackServer, RequestRecorder, reserve_socket
+from scripts.bot_process import listening_socket
+from tests.harness import LoopbackServer, RequestRecorder
 
 CARD_PATH = "/.well-known/agent-card.json"
 
@@ -138,7 +139,7 @@ async def test_a_peer_whose_card_cannot_be_fetched_is_left_out(
     http: httpx.AsyncClient, peer: tuple[FlakyPeer, RequestRecorder]
 ) -> None:
     flaky, _ = peer
-    sock = reserve_socket()
+    sock = listening_socket()
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there yet
     clock = Clock()
