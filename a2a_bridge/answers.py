@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
-from a2a.helpers import get_data_parts
-from a2a.types import StreamResponse
+from a2a.helpers import get_data_parts, get_text_parts
+from a2a.types import Part, StreamResponse, Task, TaskState
 from pydantic import ValidationError
 
-from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus, shorten
 
 log = structlog.get_logger(__name__)
 
@@ -54,24 +54,53 @@ def failure_reason(peer: str, failure: CallFailure) -> str:
 def outcome_from_answer(
     response: StreamResponse | None, handoff: HandoffMessage, peer_name: str
 ) -> HandoffOutcome:
+    """The peer's typed outcome if it sent one. Without one, a task the peer reports as failed or
+    rejected is a failure; any other answer (a completed task with a text ack, as bots built on
+    Microsoft's sample send, or a plain message) means the peer took the request without saying
+    whether it reached the user: unconfirmed, never delivered and never failed."""
+    task = response.task if response is not None and response.HasField("task") else None
     message = response.message if response is not None and response.HasField("message") else None
-    if (
-        message is None
-        and response is not None
-        and response.HasField("task")
-        and response.task.status.HasField("message")
-    ):
-        message = response.task.status.message
-    for data in get_data_parts(list(message.parts)) if message is not None else []:
+    if message is None and task is not None and task.status.HasField("message"):
+        message = task.status.message
+    parts = list(message.parts) if message is not None else []
+    for data in get_data_parts(parts):
         if isinstance(data, dict) and data.get("kind") == OUTCOME_KIND:
             try:
                 outcome = HandoffOutcome.model_validate(data)
             except ValidationError:
                 break
-            if outcome.handoff_id == handoff.handoff_id:
+            if outcome.handoff_id == handoff.handoff_id and outcome.status is not HandoffStatus.UNCONFIRMED:
                 return outcome.model_copy(update={"peer": peer_name})
-    log.warning("a2a_send_failure", peer=peer_name, reason="answer carried no handoff outcome")
-    return failed_outcome(handoff, peer_name, f"{peer_name} gave an answer this bot could not understand.")
+    if task is not None and task.status.state in _TASK_FAILURES:
+        log.warning("a2a_send_failure", peer=peer_name, reason="peer reported the task " + _state(task))
+        return failed_outcome(handoff, peer_name, f"{peer_name} could not accept the handoff.")
+    log.warning(
+        "handoff_unconfirmed",
+        peer=peer_name,
+        handoff_id=handoff.handoff_id,
+        answer="task " + _state(task) if task is not None else ("message" if message else "nothing"),
+    )
+    if acknowledgement := _acknowledgement(parts):
+        log.info("handoff_unconfirmed_ack", peer=peer_name, ack=acknowledgement, content=True)
+    return HandoffOutcome(handoff_id=handoff.handoff_id, status=HandoffStatus.UNCONFIRMED, peer=peer_name)
+
+
+_TASK_FAILURES = frozenset(
+    {TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_CANCELED}
+)
+MAX_ACK_CHARS = 300
+
+
+def _state(task: Task) -> str:
+    return TaskState.Name(task.status.state).removeprefix("TASK_STATE_").lower()
+
+
+def _acknowledgement(parts: list[Part]) -> str:
+    """What the peer said, as text: its text parts and any ``text`` field of its data parts."""
+    texts = list(get_text_parts(parts))
+    data_parts = get_data_parts(parts)
+    texts += [str(data["text"]) for data in data_parts if isinstance(data, dict) and data.get("text")]
+    return shorten(" ".join(text.strip() for text in texts if text.strip()), MAX_ACK_CHARS)
 
 
 def failed_outcome(handoff: HandoffMessage, peer: str, reason: str) -> HandoffOutcome:

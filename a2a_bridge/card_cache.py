@@ -6,6 +6,10 @@ card cannot be fetched is simply absent from ``available()`` (and so from the mo
 and the tool's enum) until a later refresh succeeds; nothing waits for peers at start-up. After a
 failed fetch the next turn tries again at once (the peer may just have come up); further failures
 back off (0.5 s, 1 s, 2 s... up to ``retry_after``) so a peer that stays down costs turns little.
+
+A configured peer URL may be the peer's base URL, its ``/a2a`` endpoint or its card's URL: the card
+is looked for at the root well-known path and under ``/a2a`` (where bots built on Microsoft's sample
+serve it), and the place that answered is tried first next time.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import structlog
-from a2a.client import A2ACardResolver, Client, ClientConfig
+from a2a.client import A2ACardResolver, AgentCardResolutionError, Client, ClientConfig
 from a2a.client import create_client as create_a2a_client
 from a2a.client.interceptors import ClientCallInterceptor
 from a2a.types import AgentCard
@@ -27,6 +31,22 @@ from a2a.utils.signing import SignatureVerificationError
 from a2a_bridge.card_signing import CardKeyError
 
 log = structlog.get_logger(__name__)
+
+
+WELL_KNOWN_CARD = "/.well-known/agent-card.json"
+A2A_SEGMENT = "/a2a"
+
+
+def card_locations(peer_url: str) -> list[str]:
+    """Where a peer configured as ``peer_url`` may serve its card, most likely first."""
+    url = httpx.URL(peer_url)
+    path = url.path.rstrip("/")
+    if path.endswith(".json") or "/.well-known/" in path:
+        return [str(url)]
+    origin = str(url.copy_with(path="/", query=None, fragment=None)).rstrip("/")
+    if path.endswith(A2A_SEGMENT):
+        return [origin + path + WELL_KNOWN_CARD, origin + path[: -len(A2A_SEGMENT)] + WELL_KNOWN_CARD]
+    return [origin + path + WELL_KNOWN_CARD, origin + path + A2A_SEGMENT + WELL_KNOWN_CARD]
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,8 @@ class CachedPeer:
     last_attempt_at: float | None = None
     failures: int = 0
     stale: bool = False
+    card_url: str | None = None
+    """Where the card was last found."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -136,15 +158,32 @@ class PeerCards:
             return self._clock() - peer.last_attempt_at >= backoff
         return True
 
+    async def _fetch_card(self, peer: CachedPeer) -> tuple[AgentCard, str]:
+        """The first place that serves a card; the last error if none does."""
+        candidates = card_locations(peer.base_url)
+        if peer.card_url in candidates:
+            candidates.remove(peer.card_url)
+            candidates.insert(0, peer.card_url)
+        error: Exception | None = None
+        for url in candidates:
+            resolver = A2ACardResolver(self._http, url, agent_card_path="")
+            try:
+                return await resolver.get_agent_card(signature_verifier=self._verifier), url
+            except AgentCardResolutionError as not_here:
+                if isinstance(not_here.__cause__, httpx.RequestError):
+                    raise  # the host is down or slow: the other path would not fare better
+                error = not_here
+        assert error is not None
+        raise error
+
     async def _refresh(self, peer: CachedPeer) -> None:
         if peer.lock.locked():
             return
         async with peer.lock:
             peer.last_attempt_at = self._clock()
-            resolver = A2ACardResolver(self._http, peer.base_url)
             try:
                 async with asyncio.timeout(self._policy.timeout):
-                    card = await resolver.get_agent_card(signature_verifier=self._verifier)
+                    card, peer.card_url = await self._fetch_card(peer)
                 client = await create_a2a_client(
                     card,
                     client_config=ClientConfig(streaming=False, httpx_client=self._http),

@@ -77,6 +77,10 @@ class HandoffStatus(StrEnum):
     DELIVERED = "delivered"
     REJECTED = "rejected"
     FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+    """The sender's reading of an answer without a typed outcome (a peer that tracks none, such as
+    one built on Microsoft's sample): the peer took the request; whether it reached the user is not
+    known. A receiver never answers with it."""
 
 
 class HandoffOutcome(_WireModel):

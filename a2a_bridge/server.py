@@ -3,7 +3,8 @@
 The sub-app carries everything that is A2A's alone: trace propagation (when tracing is on), the
 body cap, peer authentication and the per-caller rate limit, in that order, in front of a2a-sdk's
 JSON-RPC route. The card is public: at the root well-known path as the spec says, and again under
-``/a2a`` where clients built on Microsoft's sample look for it.
+``/a2a`` where clients built on Microsoft's sample look for it; each client gets it in the shape of
+the protocol version it asks for (``card_route``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ from typing import Any
 from a2a.server.agent_execution import AgentExecutor
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.server.routes import (
-    DefaultServerCallContextBuilder,
-    create_agent_card_routes,
-    create_jsonrpc_routes,
-)
+from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore
 from a2a.types import AgentCard, Message, SendMessageRequest, Task
 from starlette.applications import Starlette
@@ -28,6 +25,7 @@ from starlette.routing import BaseRoute
 
 from a2a_bridge.asgi import ExactMount
 from a2a_bridge.auth import PeerAuthMiddleware, TokenVerifier
+from a2a_bridge.card_route import card_route
 from a2a_bridge.handoff import request_from_message
 from a2a_bridge.limits import A2ABodyLimit, CallerRateLimit, RateLimiter
 
@@ -107,8 +105,8 @@ def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> li
                 enable_v0_3_compat=True,
             ),
             # Where bots built on Microsoft's sample look for a peer's card.
-            *create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL),
+            card_route(card, cache_control=CARD_CACHE_CONTROL),
         ],
         middleware=middleware,
     )
-    return [*create_agent_card_routes(card, cache_control=CARD_CACHE_CONTROL), ExactMount(A2A_PATH, sub_app)]
+    return [card_route(card, cache_control=CARD_CACHE_CONTROL), ExactMount(A2A_PATH, sub_app)]

@@ -13,7 +13,7 @@ from typing import Literal
 
 import structlog
 
-from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome, shorten
+from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome, HandoffStatus, shorten
 from a2a_bridge.peer_client import PeerClient
 from bot.identity import TurnIdentity
 from bot.manifest import short_description
@@ -116,6 +116,8 @@ class HandoffSender:
         """What the user is told: a template, so it says exactly what happened."""
         if outcome.delivered:
             return self._prompts.render("notice_delivered", bot_name=self.bot_name, peer=outcome.peer)
+        if outcome.status is HandoffStatus.UNCONFIRMED:
+            return self._prompts.render("notice_unconfirmed", bot_name=self.bot_name, peer=outcome.peer)
         return self._prompts.render(
             "notice_failed",
             bot_name=self.bot_name,

@@ -28,6 +28,7 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "consult_turn": frozenset({"asker", "question"}),
     "notice_delivered": frozenset({"bot_name", "peer"}),
     "notice_failed": frozenset({"bot_name", "peer", "reason"}),
+    "notice_unconfirmed": frozenset({"bot_name", "peer"}),
     "turn_failed": frozenset({"bot_name"}),
     "welcome": frozenset({"bot_name", "bot_description"}),
     "consent_question": frozenset({"bot_name", "peer", "specialty"}),

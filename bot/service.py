@@ -22,6 +22,7 @@ from a2a_bridge.executor import HandoffAgentExecutor
 from a2a_bridge.limits import RateLimiter
 from a2a_bridge.peer_client import CallPolicy, PeerClient
 from a2a_bridge.policy import HandoffPolicy
+from a2a_bridge.redirects import PeerHTTPClient
 from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
@@ -53,10 +54,9 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
     prompts = Prompts.load()
     metrics = BotMetrics()
     store = await Store.open(settings.resolved_state_url, bot_name=settings.bot_name)
-    http = httpx.AsyncClient(
+    http = PeerHTTPClient(
         timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        follow_redirects=False,
     )
     try:
         service = await _build(settings, prompts, metrics, store, http)

@@ -61,10 +61,16 @@ class RequestRecorder:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.requests: list[tuple[str, str]] = []
+        self.a2a_versions: list[str | None] = []
+        """The ``A2A-Version`` header of each POST to /a2a."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             self.requests.append((scope["method"], scope["path"]))
+            if scope["method"] == "POST" and scope["path"].rstrip("/") == "/a2a":
+                headers = dict(scope["headers"])
+                version = headers.get(b"a2a-version")
+                self.a2a_versions.append(version.decode() if version is not None else None)
         await self.app(scope, receive, send)
 
     def count(self, method: str, path: str) -> int:

@@ -9,7 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.compat.v0_3 import types as v0_3
+from a2a.types import a2a_pb2
+from jsonschema import Draft202012Validator
 
+from tests.a2a_schema import json_schema_of
 from tests.conftest import BOB_DESCRIPTION
 from tests.harness import RunningBot, started_bot
 from tests.standins.connector import StandInConnector
@@ -45,6 +49,60 @@ async def test_card_is_served_at_the_root_with_cache_control_and_an_etag(
     assert card["capabilities"] == {"streaming": False, "pushNotifications": False}
     assert {i["protocolVersion"] for i in card["supportedInterfaces"]} == {"1.0", "0.3"}
     assert card["supportedInterfaces"][0]["url"] == f"{bob.url}/a2a"
+
+
+CARD_PATHS = ["/.well-known/agent-card.json", "/a2a/.well-known/agent-card.json"]
+ZERO_THREE_ONLY = {"url", "protocolVersion", "preferredTransport", "additionalInterfaces", "security"}
+
+
+@pytest.mark.parametrize("path", CARD_PATHS)
+async def test_a_1_0_client_gets_a_card_valid_against_the_specs_agent_card_schema(
+    path: str, http: httpx.AsyncClient, state_dir: Path
+) -> None:
+    schema = json_schema_of(a2a_pb2.AgentCard.DESCRIPTOR)
+    async with started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, a2a_auth_secret="s" * 32) as bob:
+        response = await http.get(bob.url + path, headers={"A2A-Version": "1.0"})
+    card = response.json()
+    errors = [error.message for error in Draft202012Validator(schema).iter_errors(card)]
+    assert errors == []
+    assert not ZERO_THREE_ONLY & set(card)
+    assert "peerBearer" in card["securitySchemes"], "the schema check covered the security scheme too"
+    assert response.headers["vary"] == "A2A-Version"
+
+
+async def test_the_schema_check_would_catch_a_0_3_field_in_a_1_0_card(
+    http: httpx.AsyncClient, bob: RunningBot
+) -> None:
+    schema = json_schema_of(a2a_pb2.AgentCard.DESCRIPTOR)
+    card = (await http.get(f"{bob.url}/.well-known/agent-card.json")).json()
+    assert "url" in card
+    assert any("url" in error.message for error in Draft202012Validator(schema).iter_errors(card))
+
+
+@pytest.mark.parametrize("version", [None, "0.3", "0.3.0"])
+@pytest.mark.parametrize("path", CARD_PATHS)
+async def test_a_0_3_client_gets_the_fields_it_needs(
+    version: str | None, path: str, http: httpx.AsyncClient, bob: RunningBot
+) -> None:
+    """The spec reads a request without A2A-Version as 0.3; a2a-sdk 0.3's resolver validates the card
+    with its 0.3 AgentCard model and calls the top-level ``url``."""
+    headers = {"A2A-Version": version} if version else {}
+    card = (await http.get(bob.url + path, headers=headers)).json()
+    legacy = v0_3.AgentCard.model_validate(card)
+    assert legacy.url == f"{bob.url}/a2a"
+    assert (legacy.protocol_version or "").startswith("0.3")
+    assert legacy.preferred_transport == "JSONRPC"
+    assert {skill.id for skill in legacy.skills} == {"handoff", "consult"}
+
+
+async def test_each_card_shape_has_its_own_etag(http: httpx.AsyncClient, bob: RunningBot) -> None:
+    current = await http.get(f"{bob.url}/.well-known/agent-card.json", headers={"A2A-Version": "1.0"})
+    legacy = await http.get(f"{bob.url}/.well-known/agent-card.json")
+    assert current.headers["etag"] != legacy.headers["etag"]
+    stale = await http.get(
+        f"{bob.url}/.well-known/agent-card.json", headers={"If-None-Match": current.headers["etag"]}
+    )
+    assert stale.status_code == 200 and "url" in stale.json()
 
 
 async def test_send_message_round_trip_returns_a_message(

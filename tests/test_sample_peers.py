@@ -87,3 +87,15 @@ async def test_with_a2a_auth_on_the_card_under_a2a_stays_public_and_calls_still_
         assert card.status_code == 200 and card.json()["name"] == "Bob"
         call = await http.post(f"{bob.url}/a2a", json=sample_handoff(service_url, str(uuid.uuid4())))
         assert call.status_code == 401
+
+
+async def test_fields_a_peer_adds_that_we_do_not_know_are_ignored_not_refused(
+    http: httpx.AsyncClient, connector: StandInConnector, service_url: str, bob: RunningBot
+) -> None:
+    request = sample_handoff(service_url, str(uuid.uuid4()))
+    data = request["params"]["message"]["parts"][0]["data"]
+    data.update({"priority": 3, "channel": {"name": "msteams"}, "locale": "de-DE"})
+    response = await http.post(f"{bob.url}/a2a", json=request)
+    [outcome] = [part["data"] for part in response.json()["result"]["parts"] if part.get("kind") == "data"]
+    assert outcome["status"] == "delivered"
+    assert len(connector.sent()) == 1
