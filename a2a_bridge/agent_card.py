@@ -2,7 +2,8 @@
 
 Peers' LLMs read ``description`` to decide when to hand a user over, so the persona's specialty is
 the card's description. The card lists the JSON-RPC endpoint twice: protocol 1.0 for current
-clients and 0.3 for bots built on the 0.3 SDK (the well-known Teams sample).
+clients and 0.3 for bots built on the 0.3 SDK (the well-known Teams sample). A handoff is a task
+whose end the bot pushes to the caller if asked, so the card declares push notifications.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def build_agent_card(*, name: str, description: str, a2a_url: str, requires_bear
             AgentInterface(protocol_binding="JSONRPC", protocol_version="1.0", url=a2a_url),
             AgentInterface(protocol_binding="JSONRPC", protocol_version="0.3", url=a2a_url),
         ],
-        capabilities=AgentCapabilities(streaming=False, push_notifications=False),
+        capabilities=AgentCapabilities(streaming=False, push_notifications=True),
         default_input_modes=[DATA_MEDIA_TYPE, TEXT_MEDIA_TYPE],
         default_output_modes=[DATA_MEDIA_TYPE, TEXT_MEDIA_TYPE],
         skills=[

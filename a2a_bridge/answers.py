@@ -10,7 +10,14 @@ from a2a.helpers import get_data_parts, get_text_parts
 from a2a.types import Part, StreamResponse, Task, TaskState
 from pydantic import ValidationError
 
-from a2a_bridge.handoff import OUTCOME_KIND, HandoffMessage, HandoffOutcome, HandoffStatus, shorten
+from a2a_bridge.handoff import (
+    OUTCOME_KIND,
+    HandoffMessage,
+    HandoffOutcome,
+    HandoffStatus,
+    ReasonCode,
+    shorten,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -51,13 +58,21 @@ def failure_reason(peer: str, failure: CallFailure) -> str:
     return f"{peer} is not reachable right now."
 
 
+@dataclass(frozen=True)
+class InProgress:
+    """The peer took the handoff as a task that has not ended yet."""
+
+    task_id: str
+
+
 def outcome_from_answer(
     response: StreamResponse | None, handoff: HandoffMessage, peer_name: str
-) -> HandoffOutcome:
-    """The peer's typed outcome if it sent one. Without one, a task the peer reports as failed or
-    rejected is a failure; any other answer (a completed task with a text ack, as bots built on
-    Microsoft's sample send, or a plain message) means the peer took the request without saying
-    whether it reached the user: unconfirmed, never delivered and never failed."""
+) -> HandoffOutcome | InProgress:
+    """The peer's typed outcome if it sent one; a task still running is in progress. Without a
+    typed outcome, a task the peer reports as failed or rejected is a failure; any other answer (a
+    completed task with a text ack, as bots built on Microsoft's sample send, or a plain message)
+    means the peer took the request without saying whether it reached the user: unconfirmed, never
+    delivered and never failed."""
     task = response.task if response is not None and response.HasField("task") else None
     message = response.message if response is not None and response.HasField("message") else None
     if message is None and task is not None and task.status.HasField("message"):
@@ -69,11 +84,15 @@ def outcome_from_answer(
                 outcome = HandoffOutcome.model_validate(data)
             except ValidationError:
                 break
-            if outcome.handoff_id == handoff.handoff_id and outcome.status is not HandoffStatus.UNCONFIRMED:
+            if outcome.handoff_id == handoff.handoff_id:
                 return outcome.model_copy(update={"peer": peer_name})
+    if task is not None and task.status.state in _TASK_RUNNING:
+        return InProgress(task.id)
     if task is not None and task.status.state in _TASK_FAILURES:
         log.warning("a2a_send_failure", peer=peer_name, reason="peer reported the task " + _state(task))
-        return failed_outcome(handoff, peer_name, f"{peer_name} could not accept the handoff.")
+        return failed_outcome(
+            handoff, peer_name, f"{peer_name} could not accept the handoff.", ReasonCode.PEER_REFUSED
+        )
     log.warning(
         "handoff_unconfirmed",
         peer=peer_name,
@@ -82,9 +101,17 @@ def outcome_from_answer(
     )
     if acknowledgement := _acknowledgement(parts):
         log.info("handoff_unconfirmed_ack", peer=peer_name, ack=acknowledgement, content=True)
-    return HandoffOutcome(handoff_id=handoff.handoff_id, status=HandoffStatus.UNCONFIRMED, peer=peer_name)
+    return HandoffOutcome(
+        handoff_id=handoff.handoff_id,
+        status=HandoffStatus.UNCONFIRMED,
+        peer=peer_name,
+        reason_code=ReasonCode.UNCONFIRMED,
+    )
 
 
+_TASK_RUNNING = frozenset(
+    {TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_UNSPECIFIED}
+)
 _TASK_FAILURES = frozenset(
     {TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_CANCELED}
 )
@@ -103,7 +130,20 @@ def _acknowledgement(parts: list[Part]) -> str:
     return shorten(" ".join(text.strip() for text in texts if text.strip()), MAX_ACK_CHARS)
 
 
-def failed_outcome(handoff: HandoffMessage, peer: str, reason: str) -> HandoffOutcome:
+def failed_outcome(
+    handoff: HandoffMessage, peer: str, reason: str, code: ReasonCode = ReasonCode.UNKNOWN
+) -> HandoffOutcome:
     return HandoffOutcome(
-        handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=peer, reason=reason
+        handoff_id=handoff.handoff_id, status=HandoffStatus.FAILED, peer=peer, reason=reason, reason_code=code
     )
+
+
+REASON_OF_FAILURE = {
+    FailureKind.UNAVAILABLE: ReasonCode.PEER_UNREACHABLE,
+    FailureKind.CIRCUIT_OPEN: ReasonCode.PEER_UNREACHABLE,
+    FailureKind.TIMEOUT: ReasonCode.PEER_UNREACHABLE,
+    FailureKind.UNAUTHORIZED: ReasonCode.PEER_UNAUTHORIZED,
+    FailureKind.UNREACHABLE: ReasonCode.PEER_UNREACHABLE,
+    FailureKind.REFUSED: ReasonCode.PEER_REFUSED,
+    FailureKind.UNEXPECTED: ReasonCode.UNKNOWN,
+}

@@ -1,16 +1,17 @@
-"""The receiving side of a handoff: validate it, let the bot greet the user, answer with the outcome.
+"""The receiving side of a handoff: validate it, accept it as a task, let a job greet the user.
 
-The executor answers every well-formed handoff with exactly one A2A ``Message`` that carries a
-``handoffOutcome`` data part (and a text part for humans reading logs). A payload that is not a
-valid handoff gets JSON-RPC -32602 naming the field. A valid handoff that policy refuses (hop limit,
-service URL or tenant not allowed) gets a ``rejected`` outcome with the reason, and no outbound call.
-A handoff id seen before gets the first outcome again: a retried send greets nobody twice.
+A payload that is not a valid handoff gets JSON-RPC -32602 naming the field (before any task
+exists). A valid handoff that policy refuses (hop limit, service URL or tenant not allowed) gets one
+``Message`` with a ``rejected`` outcome and its reason code, no task and no outbound call. An
+accepted handoff is answered at once with a Task in state ``working``; the job (``jobs.py``) opens
+the chat, greets, and ends the task. A caller that asked to wait (``returnImmediately`` false, as
+0.3 clients and the sample do) gets the ended task instead. A handoff seen before gets its task as
+it stands: a retried send greets nobody twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Protocol
 
@@ -18,33 +19,23 @@ import structlog
 from a2a.helpers import new_data_part, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
-from a2a.types import Message, Role
+from a2a.types import Message, Role, TaskStatusUpdateEvent
 from a2a.utils.errors import InvalidParamsError, UnsupportedOperationError
 
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, Question, request_from_message
+from a2a_bridge.handoff import (
+    HandoffMessage,
+    HandoffOutcome,
+    HandoffStatus,
+    Question,
+    ReasonCode,
+    request_from_message,
+)
+from a2a_bridge.jobs import Claimed, Finished, HandoffJob, HandoffJobs, HandoffLedger
 from a2a_bridge.policy import HandoffPolicy
+from a2a_bridge.tasks import final_status, outcome_text, task_of, working_status
 from a2a_bridge.telemetry import A2AMetrics, tracer
 
 log = structlog.get_logger(__name__)
-
-
-class GreetingDelivery(Protocol):
-    """What the bot does for a handoff: open a 1:1 with the user, run its agent, send the greeting.
-
-    It returns an outcome rather than raising: a failure's ``reason`` is shown to the user.
-    """
-
-    async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome: ...
-
-
-class HandoffLedger(Protocol):
-    """Durable memory of handoffs received, so a retried send returns the first outcome."""
-
-    async def claim(self, handoff: HandoffMessage) -> HandoffOutcome | None:
-        """None when the caller now owns the handoff; else the outcome it already had."""
-        ...
-
-    async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None: ...
 
 
 class PeerConsultant(Protocol):
@@ -58,7 +49,7 @@ class HandoffAgentExecutor(AgentExecutor):
         self,
         *,
         policy: HandoffPolicy,
-        delivery: GreetingDelivery,
+        jobs: HandoffJobs,
         ledger: HandoffLedger,
         consultant: PeerConsultant | None = None,
         metrics: A2AMetrics | None = None,
@@ -66,9 +57,8 @@ class HandoffAgentExecutor(AgentExecutor):
         self._consultant = consultant
         self._metrics = metrics
         self._policy = policy
-        self._delivery = delivery
+        self._jobs = jobs
         self._ledger = ledger
-        self._in_flight: dict[str, asyncio.Future[HandoffOutcome]] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         caller = context.call_context.user
@@ -101,14 +91,55 @@ class HandoffAgentExecutor(AgentExecutor):
     ) -> None:
         caller = context.call_context.user
         if caller.is_authenticated and caller.user_name != handoff.from_:
-            log.warning(
-                "handoff_rejected",
-                handoff_id=handoff.handoff_id,
-                reason="from does not match the authenticated caller",
-            )
+            log.warning("handoff_rejected", reason="from does not match the authenticated caller")
             raise InvalidParamsError(message="invalid handoff: from: does not match the authenticated caller")
-        outcome = await self._outcome_once(handoff)
-        await event_queue.enqueue_event(_outcome_message(outcome, context))
+        refusal = self._policy.refusal(handoff)
+        if refusal is not None:
+            log.warning("handoff_rejected", reason=refusal)
+            outcome = HandoffOutcome(
+                handoff_id=handoff.handoff_id,
+                status=HandoffStatus.REJECTED,
+                peer=self._policy.receiver_name,
+                reason=refusal,
+                reason_code=ReasonCode.POLICY_REJECTED,
+            )
+            if self._metrics is not None:
+                self._metrics.handoffs_received.labels(handoff.from_, outcome.status.value).inc()
+            await event_queue.enqueue_event(_outcome_message(outcome, context))
+            return
+        job = HandoffJob(
+            handoff=handoff,
+            caller=caller.user_name if caller.is_authenticated else "",
+            task_id=context.task_id or "",
+            context_id=context.context_id or "",
+        )
+        claim = await self._ledger.claim(job)
+        if isinstance(claim, Finished):
+            log.info("handoff_duplicate", status=claim.outcome.status.value)
+            await event_queue.enqueue_event(
+                task_of(job.ref, final_status(claim.outcome, job.task_id, job.context_id), context.message)
+            )
+            return
+        receiver = self._policy.receiver_name
+        await event_queue.enqueue_event(
+            task_of(job.ref, working_status(receiver, job.task_id, job.context_id), context.message)
+        )
+        if isinstance(claim, Claimed):
+            log.info("handoff_received", from_bot=handoff.from_, hops=handoff.hops)
+            running = self._jobs.start(job)
+        else:
+            log.info("handoff_duplicate", status="working")
+            running = None
+        configuration = context.configuration
+        if running is not None and not (configuration is not None and configuration.return_immediately):
+            outcome = await asyncio.shield(running)
+            await event_queue.enqueue_event(
+                TaskStatusUpdateEvent(
+                    task_id=job.task_id,
+                    context_id=job.context_id,
+                    status=final_status(outcome, job.task_id, job.context_id),
+                )
+            )
 
     async def _consult(self, question: Question, context: RequestContext, event_queue: EventQueue) -> None:
         if self._consultant is None:
@@ -134,71 +165,11 @@ class HandoffAgentExecutor(AgentExecutor):
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         raise UnsupportedOperationError(message="a handoff cannot be cancelled")
 
-    async def _outcome_once(self, handoff: HandoffMessage) -> HandoffOutcome:
-        pending = self._in_flight.get(handoff.handoff_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[HandoffOutcome] = asyncio.get_running_loop().create_future()
-        self._in_flight[handoff.handoff_id] = future
-        try:
-            outcome = await self._decide(handoff)
-            future.set_result(outcome)
-            return outcome
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # mark retrieved: a waiter may not exist
-            raise
-        finally:
-            del self._in_flight[handoff.handoff_id]
-
-    async def _decide(self, handoff: HandoffMessage) -> HandoffOutcome:
-        earlier = await self._ledger.claim(handoff)
-        if earlier is not None:
-            log.info("handoff_duplicate", handoff_id=handoff.handoff_id, status=earlier.status.value)
-            return earlier
-        log.info("handoff_received", handoff_id=handoff.handoff_id, from_bot=handoff.from_, hops=handoff.hops)
-        refusal = self._policy.refusal(handoff)
-        if refusal is not None:
-            log.warning("handoff_rejected", handoff_id=handoff.handoff_id, reason=refusal)
-            outcome = HandoffOutcome(
-                handoff_id=handoff.handoff_id,
-                status=HandoffStatus.REJECTED,
-                peer=self._policy.receiver_name,
-                reason=refusal,
-            )
-        else:
-            started = time.perf_counter()
-            name = self._policy.receiver_name
-            try:
-                outcome = await self._delivery.deliver(handoff)
-            except Exception:
-                log.exception("greeting_failure", handoff_id=handoff.handoff_id)
-                outcome = HandoffOutcome(
-                    handoff_id=handoff.handoff_id,
-                    status=HandoffStatus.FAILED,
-                    peer=self._policy.receiver_name,
-                    reason=f"{name} ran into an internal problem; please try again later.",
-                )
-            log.info(
-                "handoff_done",
-                handoff_id=handoff.handoff_id,
-                status=outcome.status.value,
-                duration_ms=round((time.perf_counter() - started) * 1000),
-            )
-        await self._ledger.record_outcome(handoff, outcome)
-        if self._metrics is not None:
-            self._metrics.handoffs_received.labels(handoff.from_, outcome.status.value).inc()
-        return outcome
-
 
 def _outcome_message(outcome: HandoffOutcome, context: RequestContext) -> Message:
-    if outcome.delivered:
-        text = f"{outcome.peer} has greeted the user in a 1:1 chat."
-    else:
-        text = f"Handoff {outcome.status.value}: {outcome.reason}"
     return Message(
         role=Role.ROLE_AGENT,
         message_id=str(uuid.uuid4()),
         context_id=context.context_id or "",
-        parts=[new_data_part(outcome.to_wire()), new_text_part(text)],
+        parts=[new_data_part(outcome.to_wire()), new_text_part(outcome_text(outcome))],
     )

@@ -15,7 +15,7 @@ import structlog
 from a2a.helpers import get_data_parts, get_text_parts
 from a2a.types import Message
 from a2a.utils.errors import ContentTypeNotSupportedError, InvalidParamsError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 log = structlog.get_logger(__name__)
@@ -83,8 +83,28 @@ class HandoffStatus(StrEnum):
     known. A receiver never answers with it."""
 
 
+class ReasonCode(StrEnum):
+    """Why a handoff ended as it did, typed on the wire: the sender picks the user's words by it
+    (``prompts/reason_<code>.txt``) and labels its metrics with it."""
+
+    NOT_INSTALLED = "not_installed"  # Teams would not open the chat: the receiver's app is not installed
+    TEAMS_CREDENTIALS = "teams_credentials"  # Teams refused the receiver's bot credentials
+    TEAMS_BUSY = "teams_busy"  # Teams throttled or failed
+    TEAMS_UNREACHABLE = "teams_unreachable"  # no answer from Teams before the request went out
+    TEAMS_UNCONFIRMED = "teams_unconfirmed"  # the greeting went out; Teams' answer never came back
+    POLICY_REJECTED = "policy_rejected"  # hop limit, serviceUrl or tenant not allowed
+    INTERNAL = "internal"  # the receiver failed in a way it did not foresee
+    PEER_UNREACHABLE = "peer_unreachable"  # the sender could not reach the receiver
+    PEER_LOST = "peer_lost"  # the receiver took the handoff and then stopped answering
+    PEER_REFUSED = "peer_refused"  # the receiver refused the request (JSON-RPC error)
+    PEER_UNAUTHORIZED = "peer_unauthorized"  # the receiver did not accept the sender's token
+    UNCONFIRMED = "unconfirmed"  # the receiver took it and never said how it ended
+    UNKNOWN = "unknown"
+
+
 class HandoffOutcome(_WireModel):
-    """The receiver's answer. ``reason`` is written for the user: no internals, no secrets."""
+    """The receiver's answer. ``reason`` is the receiver's own words, for logs and for senders that
+    do not know ``reasonCode``; the sender's user is told the text its prompts give the code."""
 
     kind: Literal["handoffOutcome"] = "handoffOutcome"
     handoff_id: str
@@ -92,6 +112,22 @@ class HandoffOutcome(_WireModel):
     peer: str
     conversation_id: str | None = None
     reason: str | None = None
+    reason_code: ReasonCode | None = None
+    chat_url: str | None = None
+    """A link that opens the user's new chat with the receiver, when the receiver knows one."""
+
+    @field_validator("reason_code", mode="before")
+    @classmethod
+    def _unknown_codes_are_unknown(cls, value: object) -> object:
+        """A newer peer's code this release does not know is ``unknown``, not a refused answer."""
+        if isinstance(value, str) and value not in ReasonCode._value2member_map_:
+            return ReasonCode.UNKNOWN
+        return value
+
+    @field_validator("chat_url")
+    @classmethod
+    def _https_only(cls, value: str | None) -> str | None:
+        return value if value is None or value.startswith("https://") else None
 
     @property
     def delivered(self) -> bool:

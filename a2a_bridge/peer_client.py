@@ -18,13 +18,30 @@ import httpx
 import structlog
 from a2a.client import A2AClientError, A2AClientTimeoutError, Client
 from a2a.helpers import get_text_parts, new_data_part, new_text_part
-from a2a.types import Message, Part, Role, SendMessageRequest, StreamResponse
+from a2a.types import (
+    GetTaskRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageConfiguration,
+    SendMessageRequest,
+    StreamResponse,
+    TaskPushNotificationConfig,
+)
 from a2a.utils.errors import A2AError
 from opentelemetry import trace
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from a2a_bridge.answers import CallFailure, FailureKind, failed_outcome, failure_reason, outcome_from_answer
+from a2a_bridge.answers import (
+    REASON_OF_FAILURE,
+    CallFailure,
+    FailureKind,
+    InProgress,
+    failed_outcome,
+    failure_reason,
+    outcome_from_answer,
+)
 from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import PeerCards, PeerProfile
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
@@ -40,6 +57,14 @@ class CallPolicy:
     attempts: int = 3
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where, and with which token, the peer should post the end of a handoff's task."""
+
+    url: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -89,15 +114,34 @@ class PeerClient:
 
     # The two calls ----------------------------------------------------------------------------------
 
-    async def send_handoff(self, peer_name: str, handoff: HandoffMessage) -> HandoffOutcome:
+    def takes_push(self, peer_name: str) -> bool:
+        """Whether the peer's card says it can tell this bot when a task ends."""
+        peer = self.cards.find(peer_name)
+        return peer is not None and peer.card is not None and peer.card.capabilities.push_notifications
+
+    async def send_handoff(
+        self, peer_name: str, handoff: HandoffMessage, push: PushTarget | None = None
+    ) -> HandoffOutcome | InProgress:
+        """Send ``handoff``. With ``push`` the peer is asked to answer at once with a task and to
+        post its end to ``push.url``; without, the answer is the outcome (peers that answer
+        synchronously) or a task to poll."""
         request = _request(handoff.a2a_message_id(), [new_data_part(handoff.to_wire())])
+        if push is not None:
+            request.configuration.CopyFrom(
+                SendMessageConfiguration(
+                    return_immediately=True,
+                    task_push_notification_config=TaskPushNotificationConfig(
+                        id=handoff.handoff_id, url=push.url, token=push.token
+                    ),
+                )
+            )
         with structlog.contextvars.bound_contextvars(
             handoff_id=handoff.handoff_id, a2a_message_id=handoff.a2a_message_id()
         ):
 
-            def read(response: StreamResponse | None) -> tuple[HandoffOutcome, str]:
-                outcome = outcome_from_answer(response, handoff, peer_name)
-                return outcome, outcome.status.value
+            def read(response: StreamResponse | None) -> tuple[HandoffOutcome | InProgress, str]:
+                answer = outcome_from_answer(response, handoff, peer_name)
+                return answer, "working" if isinstance(answer, InProgress) else answer.status.value
 
             result = await self._call(
                 peer_name,
@@ -108,14 +152,33 @@ class PeerClient:
                 attributes={"handoff.id": handoff.handoff_id},
                 answer_attribute="handoff.outcome",
             )
-            outcome = (
-                failed_outcome(handoff, peer_name, failure_reason(peer_name, result))
-                if isinstance(result, CallFailure)
-                else result
+        if isinstance(result, CallFailure):
+            return failed_outcome(
+                handoff, peer_name, failure_reason(peer_name, result), REASON_OF_FAILURE[result.kind]
             )
-        if self._metrics is not None:
-            self._metrics.handoffs_sent.labels(peer_name, outcome.status.value).inc()
-        return outcome
+        return result
+
+    async def task_state(
+        self, peer_name: str, task_id: str, handoff: HandoffMessage
+    ) -> HandoffOutcome | InProgress | CallFailure:
+        """Where the peer's task for ``handoff`` stands (``GetTask``): for when no push arrives."""
+
+        def read(response: StreamResponse | None) -> tuple[HandoffOutcome | InProgress, str]:
+            answer = outcome_from_answer(response, handoff, peer_name)
+            return answer, "working" if isinstance(answer, InProgress) else answer.status.value
+
+        with structlog.contextvars.bound_contextvars(handoff_id=handoff.handoff_id, a2a_task_id=task_id):
+            return await self._call(
+                peer_name,
+                GetTaskRequest(id=task_id),
+                read,
+                operation="get_task",
+                span_name="a2a.get_task",
+                attributes={"handoff.id": handoff.handoff_id},
+                answer_attribute="handoff.outcome",
+                attempts=1,
+                guarded=False,
+            )
 
     async def ask(self, peer_name: str, question: str) -> PeerAnswer:
         """Consult a peer: a plain-text A2A message, answered by the peer's agent."""
@@ -134,20 +197,24 @@ class PeerClient:
     async def _call(
         self,
         peer_name: str,
-        request: SendMessageRequest,
+        request: SendMessageRequest | GetTaskRequest,
         read: Callable[[StreamResponse | None], tuple[T, str]],
         *,
         operation: str,
         span_name: str,
         attributes: dict[str, str] | None = None,
         answer_attribute: str = "a2a.answer",
+        attempts: int | None = None,
+        guarded: bool = True,
     ) -> T | CallFailure:
         """Send ``request``; ``read`` turns the answer into the caller's value and a status word
-        (logged with ``a2a_<operation>_complete`` and set on the span)."""
+        (logged with ``a2a_<operation>_complete`` and set on the span). An unguarded call (reading
+        a task the peer already took) neither waits on the peer's circuit breaker nor trips it:
+        polling a peer that is restarting must not keep new handoffs from it once it is back."""
         peer = self.cards.find(peer_name)
         if peer is None or peer.client is None:
             return CallFailure(FailureKind.UNAVAILABLE, "no card")
-        breaker = self._breaker(peer_name)
+        breaker = self._breaker(peer_name) if guarded else CircuitBreaker(threshold=1_000_000, cooldown=0)
         probing = breaker.state is BreakerState.HALF_OPEN
         if not breaker.allow():
             log.warning(f"a2a_{operation}_failure", peer=peer_name, reason="circuit open")
@@ -171,7 +238,7 @@ class PeerClient:
                         request,
                         peer_name,
                         operation,
-                        attempts=1 if probing else self._policy.attempts,
+                        attempts=1 if probing else (attempts or self._policy.attempts),
                     )
             except (TimeoutError, A2AClientTimeoutError):
                 failure = CallFailure(FailureKind.TIMEOUT, "timeout")
@@ -211,9 +278,16 @@ class PeerClient:
         return value
 
     async def _send_with_retries(
-        self, client: Client, request: SendMessageRequest, peer: str, operation: str, *, attempts: int
+        self,
+        client: Client,
+        request: SendMessageRequest | GetTaskRequest,
+        peer: str,
+        operation: str,
+        *,
+        attempts: int,
     ) -> StreamResponse | None:
-        """Safe to repeat: a handoff's message id is derived from its id and the receiver dedupes."""
+        """Safe to repeat: a handoff's message id is derived from its id and the receiver dedupes;
+        reading a task changes nothing."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_transient_a2a),
             wait=wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
@@ -223,6 +297,8 @@ class PeerClient:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     log.info(f"a2a_{operation}_retry", peer=peer, attempt=attempt.retry_state.attempt_number)
+                if isinstance(request, GetTaskRequest):
+                    return StreamResponse(task=await client.get_task(request))
                 async for response in client.send_message(request):
                     return response
                 return None

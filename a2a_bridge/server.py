@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from a2a.server.agent_execution import AgentExecutor
+from a2a.server.agent_execution import AgentExecutor, RequestContext, SimpleRequestContextBuilder
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks import PushNotificationConfigStore, TaskStore
 from a2a.types import AgentCard, Message, SendMessageRequest, Task
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,8 +26,10 @@ from starlette.routing import BaseRoute
 from a2a_bridge.asgi import ExactMount
 from a2a_bridge.auth import PeerAuthMiddleware, TokenVerifier
 from a2a_bridge.card_route import card_route
-from a2a_bridge.handoff import request_from_message
+from a2a_bridge.handoff import HandoffMessage, request_from_message
 from a2a_bridge.limits import A2ABodyLimit, CallerRateLimit, RateLimiter
+from a2a_bridge.push_inbox import PushReceiver, push_route
+from a2a_bridge.tasks import task_id_for
 
 A2A_PATH = "/a2a"
 CARD_CACHE_CONTROL = "public, max-age=300"
@@ -60,25 +62,69 @@ class CredentialFreeContextBuilder(DefaultServerCallContextBuilder):
         return context
 
 
+_HANDOFF_TASK_ID = "handoff_task_id"
+
+
 class HandoffRequestHandler(DefaultRequestHandler):
     """Refuses a message that is neither a valid handoff nor a question before any task exists for
-    it, so a bad request is a plain -32602 answer rather than a failed task and an executor trace."""
+    it, so a bad request is a plain -32602 answer rather than a failed task and an executor trace.
+
+    A handoff's task id derives from the caller and the handoff id: a retried send is answered with
+    that task as it stands (working or ended) and starts nothing."""
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
         caller = context.user
-        request_from_message(params.message, caller.user_name if caller.is_authenticated else None)
+        name = caller.user_name if caller.is_authenticated else ""
+        request = request_from_message(params.message, name or None)
+        if isinstance(request, HandoffMessage) and not params.message.task_id:
+            task_id = task_id_for(name, request.handoff_id)
+            existing = await self.task_store.get(task_id, context)
+            if isinstance(existing, Task):
+                return existing
+            context.state[_HANDOFF_TASK_ID] = task_id
         return await super().on_message_send(params, context)
+
+
+class HandoffContextBuilder(SimpleRequestContextBuilder):
+    async def build(
+        self,
+        context: ServerCallContext,
+        params: SendMessageRequest | None = None,
+        task_id: str | None = None,
+        context_id: str | None = None,
+        task: Task | None = None,
+    ) -> RequestContext:
+        derived = context.state.get(_HANDOFF_TASK_ID)
+        if isinstance(derived, str) and task_id is None:
+            task_id, context_id = derived, context_id or derived
+        return await super().build(context, params, task_id, context_id, task)
 
 
 def _receive_span(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "a2a.receive", {}
 
 
-def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> list[BaseRoute]:
+def a2a_routes(
+    *,
+    card: AgentCard,
+    executor: AgentExecutor,
+    door: A2ADoor,
+    task_store: TaskStore,
+    push_configs: PushNotificationConfigStore | None = None,
+    push_receiver: PushReceiver | None = None,
+) -> list[BaseRoute]:
     """The card route (root well-known path) and the mounted A2A sub-app, for the main app's router.
 
-    Handoffs answer with one Message, never a long-lived task, so tasks need no durable store."""
-    handler = HandoffRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
+    ``task_store`` keeps handoff tasks (durable, so ``GetTask`` survives a restart); with
+    ``push_configs`` callers may ask to be told when a task ends; with ``push_receiver`` this bot
+    takes such notices for the handoffs it sent, at ``/a2a/push/{handoffId}``."""
+    handler = HandoffRequestHandler(
+        agent_executor=executor,
+        task_store=task_store,
+        agent_card=card,
+        push_config_store=push_configs,
+        request_context_builder=HandoffContextBuilder(task_store=task_store),
+    )
     middleware = [
         Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
         Middleware(PeerAuthMiddleware, verifier=door.verifier),
@@ -106,6 +152,7 @@ def a2a_routes(*, card: AgentCard, executor: AgentExecutor, door: A2ADoor) -> li
             ),
             # Where bots built on Microsoft's sample look for a peer's card.
             card_route(card, cache_control=CARD_CACHE_CONTROL),
+            *([push_route(push_receiver)] if push_receiver is not None else []),
         ],
         middleware=middleware,
     )

@@ -23,13 +23,13 @@ class A2AMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.handoffs_sent = Counter(
             "handoffs_sent",
-            "Handoffs this bot sent, by peer and outcome",
-            ["peer", "outcome"],
+            "Handoffs this bot sent, by peer, how they ended, and why",
+            ["peer", "outcome", "reason"],
             registry=registry,
         )
         self.handoffs_received = Counter(
             "handoffs_received",
-            "Handoffs this bot received, by sender and outcome",
+            "Handoffs this bot received, by sender and how they ended",
             ["from_bot", "outcome"],
             registry=registry,
         )

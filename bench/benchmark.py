@@ -8,6 +8,7 @@ Connector (both in this process). Measured in one run:
 - idle RSS of each bot after start-up, and peak RSS after the load;
 - end-to-end handoff latency (user activity posted to Alice until Bob's greeting reaches the
   connector) at concurrency 1 and 32, p50 and p99;
+- time to Alice's first notice ("Connecting you to Bob…", posted before the handoff goes out);
 - handoffs per second sustained at concurrency 32, with lost and duplicated greetings counted;
 - the floor: a bare a2a-sdk SendMessage round trip with the same data part, same machine.
 """
@@ -82,20 +83,29 @@ async def floor_round_trips(count: int) -> list[float]:
 
 
 class GreetingWatch:
-    """Resolves each user's future when Bob's greeting for them reaches the connector."""
+    """Resolves each user's futures when Alice's first notice reaches the connector in the user's
+    chat with her, and when Bob's greeting for them does."""
 
     def __init__(self, stage: Stage) -> None:
         self.greeted: dict[str, list[float]] = {}
         self._conversation_user: dict[str, str] = {}
         self._waiters: dict[str, asyncio.Future[float]] = {}
+        self._notices: dict[str, asyncio.Future[float]] = {}
         stage.connector.listeners.append(self._seen)
 
-    def expect(self, aad: str) -> asyncio.Future[float]:
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiters[aad] = future
-        return future
+    def expect(self, aad: str, chat: str) -> tuple[asyncio.Future[float], asyncio.Future[float]]:
+        loop = asyncio.get_running_loop()
+        greeting: asyncio.Future[float] = loop.create_future()
+        notice: asyncio.Future[float] = loop.create_future()
+        self._waiters[aad], self._notices[chat] = greeting, notice
+        return notice, greeting
 
     def _seen(self, call: ConnectorCall) -> None:
+        notice = self._notices.get(call.conversation_id or "")
+        if notice is not None and call.kind == "send_activity" and call.body.get("type") == "message":
+            if not notice.done():
+                notice.set_result(call.at)
+            return
         if call.kind == "create_conversation" and call.returned_id:
             self._conversation_user[call.returned_id] = call.body["members"][0]["id"]
             return
@@ -119,17 +129,19 @@ async def handoffs(
     for user in users:
         queue.put_nowait(user)
     latencies: list[float] = []
+    notices: list[float] = []
     lost = 0
 
     async def worker() -> None:
         nonlocal lost
         while not queue.empty():
             user = queue.get_nowait()
-            greeted = watch.expect(user.aad_object_id)
+            noticed, greeted = watch.expect(user.aad_object_id, user.conversation_id)
             await ask(http, stage, user)
             try:
                 at = await asyncio.wait_for(greeted, 60)
                 latencies.append((at - user.posted_at) * 1000)
+                notices.append((await asyncio.wait_for(noticed, 60) - user.posted_at) * 1000)
             except TimeoutError:
                 lost += 1
 
@@ -140,6 +152,8 @@ async def handoffs(
     return {
         "p50": percentile(latencies, 0.5),
         "p99": percentile(latencies, 0.99),
+        "notice_p50": percentile(notices, 0.5),
+        "notice_p99": percentile(notices, 0.99),
         "per_s": total / elapsed,
         "lost": lost,
         "duplicates": duplicates,
@@ -184,6 +198,13 @@ def table(result: dict[str, Any]) -> str:
             f"p50 {c1['p50']:.1f} ms, p99 {c1['p99']:.1f} ms",
             f"{c1['p50'] / floor:.1f}x floor",
             "p50 <= 3x floor",
+        ),
+        (
+            "first notice, concurrency 1 / 32",
+            f"p50 {c1['notice_p50']:.1f} / {c32['notice_p50']:.1f} ms, "
+            f"p99 {c1['notice_p99']:.1f} / {c32['notice_p99']:.1f} ms",
+            "",
+            "",
         ),
         (
             "handoff latency, concurrency 32",

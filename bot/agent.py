@@ -29,7 +29,8 @@ CONSULT_CONTEXT_KEY = "consult_context"
 
 @dataclass(frozen=True)
 class TurnResult:
-    reply: str
+    reply: str | None
+    """None when the turn's message has been posted already (a handoff's notice)."""
     handoff: HandoffOutcome | None = None
     consent_peer: str | None = None
     """Set when the reply is a question to the user: may I connect you to this peer?"""
@@ -74,7 +75,7 @@ class BotAgent:
             function_invocation_kwargs={TURN_KEY: turn},
         )
         if isinstance(turn.decision, HandedOff):
-            return TurnResult(reply=self._sender.notice(turn.decision.outcome), handoff=turn.decision.outcome)
+            return TurnResult(reply=None, handoff=turn.decision.outcome)
         if isinstance(turn.decision, AwaitingConsent):
             peer = turn.decision.peer
             return TurnResult(reply=self._sender.consent_question(peer), consent_peer=peer)

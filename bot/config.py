@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     peer_retry_seconds: float = Field(default=5.0, ge=0)
     peer_timeout_seconds: float = Field(default=30.0, gt=0)
     connector_timeout_seconds: float = Field(default=15.0, gt=0)
+    handoff_wait_seconds: float = Field(default=600.0, gt=0)
+    """How long a sent handoff may stay in progress before the user is told it is unconfirmed."""
+    handoff_poll_seconds: float = Field(default=5.0, gt=0)
+    """First interval of polling a peer's task when no push has come (doubling up to 30 s)."""
+    handoff_lease_seconds: float = Field(default=120.0, gt=0)
+    """A received handoff whose owner stops renewing this lease (it died) is taken over."""
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
 
     # Teams app package (python -m bot manifest)

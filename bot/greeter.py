@@ -18,7 +18,7 @@ from microsoft_teams.api.models import Account, ConversationAccount, Conversatio
 from microsoft_teams.apps import App
 from microsoft_teams.apps.activity_send import send_or_update_activity
 
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from bot.agent import BotAgent
 from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
@@ -34,9 +34,11 @@ class TeamsGreeter:
         agent: BotAgent,
         bot_name: str,
         bot_id: str,
+        chat_url: str | None = None,
         observe: Observer | None = None,
     ) -> None:
         self._observe = observe
+        self._chat_url = chat_url
         self._app = app
         self._agent = agent
         self._bot_name = bot_name
@@ -78,6 +80,17 @@ class TeamsGreeter:
                 lambda: send_or_update_activity(api, message, reference),
                 observe=self._observe,
             )
+        except _SENT_BUT_UNANSWERED as error:
+            # The greeting went out and Teams' answer did not come back: it may well be in the chat.
+            log.warning("greeting_unconfirmed", conversation_id=conversation.id, reason=type(error).__name__)
+            return HandoffOutcome(
+                handoff_id=handoff.handoff_id,
+                status=HandoffStatus.UNCONFIRMED,
+                peer=self._bot_name,
+                conversation_id=conversation.id,
+                reason_code=ReasonCode.TEAMS_UNCONFIRMED,
+                chat_url=self._chat_url,
+            )
         except httpx.HTTPError as error:
             return self._failed(handoff, "greet", error)
         log.info(
@@ -91,6 +104,7 @@ class TeamsGreeter:
             status=HandoffStatus.DELIVERED,
             peer=self._bot_name,
             conversation_id=conversation.id,
+            chat_url=self._chat_url,
         )
 
     def _failed(self, handoff: HandoffMessage, stage: str, error: httpx.HTTPError) -> HandoffOutcome:
@@ -107,7 +121,22 @@ class TeamsGreeter:
             status=HandoffStatus.FAILED,
             peer=self._bot_name,
             reason=_reason_for_user(self._bot_name, status),
+            reason_code=_reason_code(status),
         )
+
+
+# Failures after the request was written: the connector may have acted on it.
+_SENT_BUT_UNANSWERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+
+
+def _reason_code(status: int | None) -> ReasonCode:
+    if status in (403, 404):
+        return ReasonCode.NOT_INSTALLED
+    if status == 401:
+        return ReasonCode.TEAMS_CREDENTIALS
+    if status is None:
+        return ReasonCode.TEAMS_UNREACHABLE
+    return ReasonCode.TEAMS_BUSY
 
 
 def _reason_for_user(bot: str, status: int | None) -> str:

@@ -6,15 +6,15 @@ to hand to and what to say. Every path ends in one typed result.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 import structlog
 
-from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome, HandoffStatus, shorten
+from a2a_bridge.handoff import MAX_SUMMARY_CHARS, HandoffMessage, HandoffOutcome, shorten
 from a2a_bridge.peer_client import PeerClient
+from bot.handoff_tracker import HandoffTracker
 from bot.identity import TurnIdentity
 from bot.manifest import short_description
 from bot.prompts import Prompts
@@ -27,7 +27,11 @@ ConsentMode = Literal["never", "ask"]
 
 @dataclass(frozen=True)
 class HandedOff:
-    outcome: HandoffOutcome
+    """The handoff went out; the user's notice was posted (and, if the peer already answered,
+    edited to the outcome). ``outcome`` is None while the peer is still at it."""
+
+    peer: str
+    outcome: HandoffOutcome | None
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,14 @@ class HandoffSender:
         *,
         bot_name: str,
         peers: PeerClient,
+        tracker: HandoffTracker,
         consent: ConsentStore,
         prompts: Prompts,
         consent_mode: ConsentMode = "never",
     ) -> None:
         self.bot_name = bot_name
         self._peers = peers
+        self._tracker = tracker
         self._consent = consent
         self._prompts = prompts
         self._consent_mode = consent_mode
@@ -69,10 +75,11 @@ class HandoffSender:
                 pending = PendingHandoff(peer=peer, summary=summary)
                 await self._consent.wait_for_answer(identity.conversation_id, pending)
                 return AwaitingConsent(peer)
-        return HandedOff(await self.send(identity, peer, summary))
+        return HandedOff(peer, await self.send(identity, peer, summary))
 
-    async def resolve_consent(self, identity: TurnIdentity, choice: ConsentChoice) -> str:
-        """The user pressed Yes or No on the consent card: remember it, hand off on yes; the reply."""
+    async def resolve_consent(self, identity: TurnIdentity, choice: ConsentChoice) -> str | None:
+        """The user pressed Yes or No on the consent card: remember it, hand off on yes; the reply
+        (None after a handoff: its notice has been posted)."""
         state = await self._consent.get(identity.conversation_id)
         await self._consent.answer(identity.conversation_id, choice)
         if choice == "no":
@@ -80,10 +87,11 @@ class HandoffSender:
         if state.pending is None:
             return self._prompts.render("consent_nothing_pending", bot_name=self.bot_name)
         await self._peers.refresh()
-        outcome = await self.send(identity, state.pending.peer, state.pending.summary)
-        return self.notice(outcome)
+        await self.send(identity, state.pending.peer, state.pending.summary)
+        return None
 
-    async def send(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffOutcome:
+    async def send(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffOutcome | None:
+        """Send the handoff and post its notice; the outcome if the peer gave it at once."""
         handoff = HandoffMessage(
             handoff_id=uuid.uuid4().hex,
             from_=self.bot_name,
@@ -101,29 +109,13 @@ class HandoffSender:
             conversation_id=identity.conversation_id,
         )
         log.info("handoff_summary", summary=summary, content=True)
-        started = time.perf_counter()
-        outcome = await self._peers.send_handoff(peer, handoff)
-        log.info(
-            "handoff_outcome",
-            peer=peer,
-            handoff_id=handoff.handoff_id,
-            status=outcome.status.value,
-            duration_ms=round((time.perf_counter() - started) * 1000),
-        )
-        return outcome
+        return await self._tracker.begin(identity, peer, handoff)
 
-    def notice(self, outcome: HandoffOutcome) -> str:
-        """What the user is told: a template, so it says exactly what happened."""
-        if outcome.delivered:
-            return self._prompts.render("notice_delivered", bot_name=self.bot_name, peer=outcome.peer)
-        if outcome.status is HandoffStatus.UNCONFIRMED:
-            return self._prompts.render("notice_unconfirmed", bot_name=self.bot_name, peer=outcome.peer)
-        return self._prompts.render(
-            "notice_failed",
-            bot_name=self.bot_name,
-            peer=outcome.peer,
-            reason=outcome.reason or "no reason was given.",
-        )
+    def tool_result(self, decision: HandedOff) -> str:
+        """What the model hears after the handoff tool (the turn ends there; the user reads the notice)."""
+        if decision.outcome is None:
+            return f"Connecting the user to {decision.peer}; they have been told."
+        return self._tracker.notice(decision.outcome)
 
     def consent_question(self, peer: str) -> str:
         profile = next((p for p in self._peers.available() if p.name == peer), None)

@@ -13,6 +13,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from a2a_bridge.card_cache import PeerProfile
+from a2a_bridge.handoff import ReasonCode
 
 # prompts/ in the source tree, installed as the package data of bot.prompt_files (pyproject.toml).
 PROMPTS_PACKAGE = "bot.prompt_files"
@@ -26,9 +27,13 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "handoff_tool": frozenset(),
     "ask_tool": frozenset(),
     "consult_turn": frozenset({"asker", "question"}),
-    "notice_delivered": frozenset({"bot_name", "peer"}),
+    "notice_connecting": frozenset({"bot_name", "peer"}),
+    "notice_delivered": frozenset({"bot_name", "peer", "chat_link"}),
+    "notice_chat_link": frozenset({"peer", "chat_url"}),
     "notice_failed": frozenset({"bot_name", "peer", "reason"}),
-    "notice_unconfirmed": frozenset({"bot_name", "peer"}),
+    "notice_unconfirmed": frozenset({"bot_name", "peer", "reason"}),
+    # Why a handoff did not simply work, by the outcome's reason code (a2a_bridge.handoff.ReasonCode).
+    **{f"reason_{code.value}": frozenset({"peer"}) for code in ReasonCode},
     "turn_failed": frozenset({"bot_name"}),
     "welcome": frozenset({"bot_name", "bot_description"}),
     "consent_question": frozenset({"bot_name", "peer", "specialty"}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,17 +21,21 @@ from a2a_bridge.auth import PeerTokenInterceptor, SharedSecretSigner, SharedSecr
 from a2a_bridge.card_cache import CardPolicy, PeerCards
 from a2a_bridge.card_signing import CardKeyError, card_verifier, read_public_keys, sign_card
 from a2a_bridge.executor import HandoffAgentExecutor
+from a2a_bridge.jobs import HandoffJobs
 from a2a_bridge.limits import RateLimiter
 from a2a_bridge.peer_client import CallPolicy, PeerClient
 from a2a_bridge.policy import HandoffPolicy
+from a2a_bridge.push import PushNotifier, PushOrigins
 from a2a_bridge.redirects import PeerHTTPClient
 from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
 from bot.greeter import TeamsGreeter
+from bot.handoff_tracker import HandoffTracker, TrackerPolicy
 from bot.handoffs import HandoffSender
 from bot.inbound import ActivityGate
 from bot.model_client import build_chat_client
+from bot.notices import NoticeBoard
 from bot.observability import BotMetrics
 from bot.prompts import Prompts
 from bot.store import Store
@@ -46,6 +52,8 @@ class BotService:
     agent: BotAgent
     turns: TurnRunner
     metrics: BotMetrics
+    jobs: HandoffJobs
+    tracker: HandoffTracker
 
 
 @asynccontextmanager
@@ -53,17 +61,32 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
     """Build every part of one bot instance; close what needs closing on the way out."""
     prompts = Prompts.load()
     metrics = BotMetrics()
-    store = await Store.open(settings.resolved_state_url, bot_name=settings.bot_name)
+    store = await Store.open(
+        settings.resolved_state_url,
+        bot_name=settings.bot_name,
+        handoff_lease_seconds=settings.handoff_lease_seconds,
+    )
     http = PeerHTTPClient(
         timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     try:
         service = await _build(settings, prompts, metrics, store, http)
+        # Finish what a previous run (or a dead replica) left: handoffs received, handoffs sent.
+        sweeping = asyncio.create_task(
+            service.jobs.sweep_forever(every=max(settings.handoff_lease_seconds / 2, 0.2)),
+            name="handoff-sweep",
+        )
+        await service.tracker.resume()
         try:
             yield service
         finally:
             await service.turns.drain(settings.shutdown_grace_seconds)
+            await service.jobs.drain(settings.shutdown_grace_seconds)
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
+            await service.tracker.close()
     finally:
         await http.aclose()
         await store.close()
@@ -73,10 +96,35 @@ async def _build(
     settings: Settings, prompts: Prompts, metrics: BotMetrics, store: Store, http: httpx.AsyncClient
 ) -> BotService:
     secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
-    peers = _peer_client(settings, http, secret, metrics)
+    signer = SharedSecretSigner(secret, settings.bot_name) if secret else None
+    peers = _peer_client(settings, http, signer, metrics)
+    web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
+    teams = App(
+        http_server_adapter=FastAPIAdapter(app=web),
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
+        tenant_id=settings.tenant_id,
+        dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
+        client=ClientOptions(timeout=settings.connector_timeout_seconds),
+    )
+    tracker = HandoffTracker(
+        bot_name=settings.bot_name,
+        peers=peers,
+        sent=store.sent,
+        notices=NoticeBoard(app=teams, bot_name=settings.bot_name, observe=metrics.observe_connector),
+        prompts=prompts,
+        policy=TrackerPolicy(
+            push_url=f"{settings.a2a_url}/push",
+            wait_seconds=settings.handoff_wait_seconds,
+            poll_seconds=settings.handoff_poll_seconds,
+            lost_after_seconds=2 * settings.peer_timeout_seconds,
+        ),
+        metrics=metrics.a2a,
+    )
     sender = HandoffSender(
         bot_name=settings.bot_name,
         peers=peers,
+        tracker=tracker,
         consent=store.consent,
         prompts=prompts,
         consent_mode=settings.handoff_consent,
@@ -90,15 +138,6 @@ async def _build(
         history=store.history,
         sender=sender,
         middleware=[metrics.model_timer(settings.model_provider)],
-    )
-    web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
-    teams = App(
-        http_server_adapter=FastAPIAdapter(app=web),
-        client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
-        tenant_id=settings.tenant_id,
-        dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
-        client=ClientOptions(timeout=settings.connector_timeout_seconds),
     )
     turns = TurnRunner()
     metrics.turns_in_flight.set_function(lambda: turns.in_flight)
@@ -114,6 +153,26 @@ async def _build(
         observe=metrics.observe_connector,
     ).register(teams)
     await teams.initialize()
+    jobs = HandoffJobs(
+        receiver=settings.bot_name,
+        ledger=store.handoffs,
+        delivery=TeamsGreeter(
+            app=teams,
+            agent=agent,
+            bot_name=settings.bot_name,
+            bot_id=settings.teams_bot_id,
+            chat_url=_chat_url(settings),
+            observe=metrics.observe_connector,
+        ),
+        task_store=store.a2a_tasks,
+        pusher=PushNotifier(
+            configs=store.a2a_push_configs,
+            http=http,
+            origins=PushOrigins(lambda: settings.peer_urls, allow_loopback=settings.local_development),
+            signer=signer,
+        ),
+        metrics=metrics.a2a,
+    )
     executor = HandoffAgentExecutor(
         policy=HandoffPolicy(
             receiver_name=settings.bot_name,
@@ -122,13 +181,7 @@ async def _build(
             allow_loopback_service_urls=settings.local_development,
             tenant_allowlist=tuple(settings.tenant_allowlist),
         ),
-        delivery=TeamsGreeter(
-            app=teams,
-            agent=agent,
-            bot_name=settings.bot_name,
-            bot_id=settings.teams_bot_id,
-            observe=metrics.observe_connector,
-        ),
+        jobs=jobs,
         ledger=store.handoffs,
         consultant=agent,
         metrics=metrics.a2a,
@@ -139,19 +192,42 @@ async def _build(
         limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
         trace_requests=settings.otel_traces_exporter != "none",
     )
-    web.router.routes.extend(a2a_routes(card=_card(settings, secret), executor=executor, door=door))
+    web.router.routes.extend(
+        a2a_routes(
+            card=_card(settings, secret),
+            executor=executor,
+            door=door,
+            task_store=store.a2a_tasks,
+            push_configs=store.a2a_push_configs,
+            push_receiver=tracker,
+        )
+    )
     web.add_middleware(ActivityGate, max_bytes=settings.max_request_bytes)
     service = BotService(
-        settings=settings, web=web, store=store, peers=peers, agent=agent, turns=turns, metrics=metrics
+        settings=settings,
+        web=web,
+        store=store,
+        peers=peers,
+        agent=agent,
+        turns=turns,
+        metrics=metrics,
+        jobs=jobs,
+        tracker=tracker,
     )
     _add_health_routes(service)
     return service
 
 
+def _chat_url(settings: Settings) -> str | None:
+    """Opens the user's 1:1 chat with this bot in Teams (needs the bot's app id)."""
+    if not settings.client_id:
+        return None
+    return f"https://teams.microsoft.com/l/chat/0/0?users=28:{settings.client_id}"
+
+
 def _peer_client(
-    settings: Settings, http: httpx.AsyncClient, secret: str | None, metrics: BotMetrics
+    settings: Settings, http: httpx.AsyncClient, signer: SharedSecretSigner | None, metrics: BotMetrics
 ) -> PeerClient:
-    signer = SharedSecretSigner(secret, settings.bot_name) if secret else None
     cards = PeerCards(
         settings.peer_urls,
         http,

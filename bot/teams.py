@@ -154,7 +154,9 @@ class TeamsSurface:
             log.exception("turn_failure")
             result = TurnResult(reply=self.prompts.render("turn_failed", bot_name=self.bot_name))
         try:
-            if result.consent_peer is not None:
+            if result.reply is None:
+                pass  # a handoff: its notice is in the chat already
+            elif result.consent_peer is not None:
                 card = consent_card(self.bot_name, result.reply)
                 await call_connector(
                     "send_reply",

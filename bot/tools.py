@@ -81,7 +81,7 @@ def handoff_tool(sender: HandoffSender, description: str, peers: Sequence[str]) 
                 return "The user has already been handed over in this turn; do not hand off again."
             turn.decision = await sender.request(turn.identity, peer, summary)
         if isinstance(turn.decision, HandedOff):
-            return sender.notice(turn.decision.outcome)
+            return sender.tool_result(turn.decision)
         if isinstance(turn.decision, AwaitingConsent):
             return f"Asked the user whether to connect them to {peer}."
         return f"The user chose to stay with {sender.bot_name}: do not hand off; answer yourself."

@@ -40,7 +40,11 @@ class LoopbackServer:
         self._sock = sock or listening_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        # A request still held when the server stops (a test that failed before releasing it)
+        # must not hang the run: connections get 5 s to finish.
+        config = uvicorn.Config(
+            app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5
+        )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -171,12 +175,14 @@ async def user_says(
     *,
     conversation_id: str,
     replies: int = 1,
+    settled: bool = True,
     **activity: Any,
 ) -> list[ConnectorCall]:
     """Post the user's message as Teams would, then wait for the bot's answer(s) in that chat.
 
     Turns run in the background, so the HTTP answer comes before the bot's reply; the wait is on the
-    connector's record of the reply, not on time.
+    connector's record of the reply, not on time. With ``settled`` it also waits until a handoff
+    notice ("Connecting you to…") has been edited to its outcome.
     """
     before = len(connector.sent(conversation_id))
     response = await http.post(
@@ -185,7 +191,20 @@ async def user_says(
     )
     assert response.status_code == 200, response.text
     await connector.wait_for(lambda c: len(c.sent(conversation_id)) >= before + replies, within=30)
+    if settled:
+        await notice_settled(connector, conversation_id)
     return connector.sent(conversation_id)[before:]
+
+
+CONNECTING = "Connecting you to"
+
+
+async def notice_settled(connector: StandInConnector, conversation_id: str, within: float = 30) -> str:
+    """Wait until no message in the chat still says "Connecting you to…"; the chat's last text."""
+    await connector.wait_for(
+        lambda c: not any(CONNECTING in call.text for call in c.sent(conversation_id)), within=within
+    )
+    return connector.sent(conversation_id)[-1].text
 
 
 @contextlib.asynccontextmanager
@@ -231,3 +250,59 @@ async def recorded_handoff_outcomes(store: Store) -> list[HandoffOutcome]:
             .order_by(handoffs.c.created_at.desc())
         )
         return [HandoffOutcome.model_validate_json(raw) for raw in rows.scalars()]
+
+
+def answer_parts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of a JSON-RPC answer's message, in any shape A2A gives it: a 1.0 ``message`` or
+    ``task`` (its status message), or a 0.3 result of ``kind`` message or task."""
+    assert "result" in body, body
+    result = body["result"]
+    if "message" in result:
+        return list(result["message"]["parts"])
+    if "task" in result:
+        return list(result["task"]["status"]["message"]["parts"])
+    if result.get("kind") == "task":
+        return list(result["status"]["message"]["parts"])
+    return list(result["parts"])
+
+
+def outcome_in(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``handoffOutcome`` data part of an answer."""
+    return next(part["data"] for part in answer_parts(body) if isinstance(part.get("data"), dict))
+
+
+class LogEvents(logging.Handler):
+    """Lets a test wait for a bot (in this process) to log an event: a signal, not a sleep."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.seen: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.seen.append(dict(record.msg))
+            self._changed.set()
+
+    async def wait_for(self, event: str, within: float = 30.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                found = [entry for entry in self.seen if entry.get("event") == event]
+                if found:
+                    return found[0]
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@contextlib.contextmanager
+def log_events() -> Any:
+    handler = LogEvents()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(previous, logging.INFO) or logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)

@@ -20,7 +20,6 @@ from tests.standins.connector import StandInConnector
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
 
 TASK_NOT_FOUND = -32001
-PUSH_NOT_SUPPORTED = -32003
 UNSUPPORTED_OPERATION = -32004
 VERSION_NOT_SUPPORTED = -32009
 CONTENT_TYPE_NOT_SUPPORTED = -32005
@@ -46,7 +45,7 @@ async def test_card_is_served_at_the_root_with_cache_control_and_an_etag(
     )
     assert again.status_code == 304
     card = response.json()
-    assert card["capabilities"] == {"streaming": False, "pushNotifications": False}
+    assert card["capabilities"] == {"streaming": False, "pushNotifications": True}
     assert {i["protocolVersion"] for i in card["supportedInterfaces"]} == {"1.0", "0.3"}
     assert card["supportedInterfaces"][0]["url"] == f"{bob.url}/a2a"
 
@@ -105,15 +104,18 @@ async def test_each_card_shape_has_its_own_etag(http: httpx.AsyncClient, bob: Ru
     assert stale.status_code == 200 and "url" in stale.json()
 
 
-async def test_send_message_round_trip_returns_a_message(
+async def test_a_caller_that_waits_gets_the_handoffs_ended_task(
     http: httpx.AsyncClient, bob: RunningBot, service_url: str
 ) -> None:
+    """Without ``returnImmediately`` a SendMessage blocks until the task ends (A2A 1.0, 3.1.2)."""
     response = await http.post(
         f"{bob.url}/a2a", headers=A2A_HEADERS, json=send_message({"data": handoff(service_url)})
     )
     body = response.json()
     assert body["jsonrpc"] == "2.0" and body["id"] == 7
-    assert body["result"]["message"]["role"] == "ROLE_AGENT"
+    task = body["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert task["status"]["message"]["role"] == "ROLE_AGENT"
     assert outcome_of(response)["status"] == "delivered"
 
 
@@ -128,10 +130,11 @@ async def test_send_message_round_trip_returns_a_message(
         ("SubscribeToTask", {"id": "no-such-task"}, UNSUPPORTED_OPERATION),
         ("GetTask", {"id": "no-such-task"}, TASK_NOT_FOUND),
         ("CancelTask", {"id": "no-such-task"}, TASK_NOT_FOUND),
+        # Push notifications are declared: a config for a task that does not exist is TaskNotFound.
         (
             "CreateTaskPushNotificationConfig",
-            {"taskId": "t", "url": "https://example.com/hook"},
-            PUSH_NOT_SUPPORTED,
+            {"taskId": "no-such-task", "url": "https://example.com/hook"},
+            TASK_NOT_FOUND,
         ),
     ],
 )

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import BOB_DESCRIPTION
-from tests.harness import RunningBot, started_bot
+from tests.harness import RunningBot, outcome_in, started_bot
 from tests.standins.connector import StandInConnector
 
 A2A_HEADERS = {"A2A-Version": "1.0"}
@@ -49,10 +49,7 @@ def send_message(*parts: dict[str, Any], message_id: str | None = None) -> dict[
 
 
 def outcome_of(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    assert "result" in body, body
-    parts = body["result"]["message"]["parts"]
-    return next(part["data"] for part in parts if "data" in part)
+    return outcome_in(response.json())
 
 
 @pytest.fixture
@@ -189,6 +186,6 @@ async def test_raw_v03_message_send_with_a_data_part_is_accepted(
     response = await http.post(f"{bob.url}/a2a", json=request)
     body = response.json()
     assert "result" in body, body
-    data = next(part["data"] for part in body["result"]["parts"] if part.get("kind") == "data")
+    data = outcome_in(body)
     assert data["status"] == "delivered"
     assert len(connector.created()) == 1

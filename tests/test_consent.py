@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.harness import alice_and_bob, message_activity, user_says
+from tests.harness import alice_and_bob, message_activity, notice_settled, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, last_message, say, tool_then_say
 
@@ -30,6 +30,7 @@ async def submit(
     response = await http.post(f"{url}/api/messages", json=activity)
     assert response.status_code == 200
     await connector.wait_for(lambda c: len(c.sent("a:dana")) > before)
+    await notice_settled(connector, "a:dana")
     return connector.sent("a:dana")[before:]
 
 

@@ -18,6 +18,7 @@ from tests.harness import (
     LoopbackServer,
     TeamsUser,
     alice_and_bob,
+    answer_parts,
     logged,
     message_activity,
     started_bot,
@@ -78,7 +79,7 @@ async def test_sample_alice_hands_a_user_to_our_bob_who_greets_them_at_their_ser
         assert notice.text == CONFIRMED_TEXT, "what the sample says, now true: Bob greeted the user"
 
         [answer] = alice.answers_from_peer
-        parts = answer.json()["result"]["parts"]
+        parts = answer_parts(answer.json())
         [outcome] = [part["data"] for part in parts if part["kind"] == "data"]
         assert outcome["kind"] == "handoffOutcome" and outcome["status"] == "delivered"
         [text] = [part["text"] for part in parts if part["kind"] == "text"]

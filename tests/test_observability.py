@@ -109,12 +109,17 @@ async def test_metrics_count_handoffs_calls_and_state(
                     return float(found.value)
         raise AssertionError(f"no sample {name} {labels}")
 
-    assert sample(alice_metrics, "handoffs_sent_total", peer="Bob", outcome="delivered") == 1
+    assert sample(alice_metrics, "handoffs_sent_total", peer="Bob", outcome="delivered", reason="none") == 1
     assert sample(alice_metrics, "a2a_call_duration_seconds_count", peer="Bob", result="ok") == 1
     # One model call: the turn ends at the handoff tool (the user gets the outcome template, not model text).
     assert sample(alice_metrics, "model_call_duration_seconds_count", provider="offline", result="ok") == 1
+    # The notice: posted at once ("Connecting you to Bob…"), then edited to the outcome.
     assert (
-        sample(alice_metrics, "connector_call_duration_seconds_count", call="send_reply", status="2xx") == 1
+        sample(alice_metrics, "connector_call_duration_seconds_count", call="send_notice", status="2xx") == 1
+    )
+    assert (
+        sample(alice_metrics, "connector_call_duration_seconds_count", call="update_notice", status="2xx")
+        == 1
     )
     assert sample(alice_metrics, "turns_in_flight") == 0
     assert sample(alice_metrics, "peer_circuit_breaker_state", peer="Bob") == 0

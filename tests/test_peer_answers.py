@@ -9,8 +9,8 @@ import pytest
 from a2a.helpers import new_data_part, new_text_part
 from a2a.types import Message, Part, Role, StreamResponse, Task, TaskState, TaskStatus
 
-from a2a_bridge.answers import outcome_from_answer
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.answers import InProgress, outcome_from_answer
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 
 HANDOFF = HandoffMessage(
     handoff_id="h-1",
@@ -84,5 +84,20 @@ def typed(status: str, handoff_id: str = "h-1") -> Part:
 )
 def test_an_answer_is_read_for_what_it_says_and_no_more(answer: StreamResponse | None, expected: str) -> None:
     outcome = outcome_from_answer(answer, HANDOFF, "Bob")
+    assert isinstance(outcome, HandoffOutcome)
     assert outcome.status.value == expected
     assert outcome.peer == "Bob" and outcome.handoff_id == "h-1"
+
+
+@pytest.mark.parametrize("state", [TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_SUBMITTED])
+def test_a_task_still_running_is_in_progress_not_an_outcome(state: Any) -> None:
+    answer = outcome_from_answer(task(state, new_text_part("Bob is opening a chat.")), HANDOFF, "Bob")
+    assert answer == InProgress("t-1")
+
+
+def test_an_outcome_code_this_release_does_not_know_reads_as_unknown() -> None:
+    wire = HandoffOutcome(handoff_id="h-1", status=HandoffStatus.FAILED, peer="Bob").to_wire()
+    outcome = outcome_from_answer(
+        message(new_data_part({**wire, "reasonCode": "quantum_flux"})), HANDOFF, "Bob"
+    )
+    assert isinstance(outcome, HandoffOutcome) and outcome.reason_code is ReasonCode.UNKNOWN

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from a2a_bridge.agent_card import build_agent_card
 from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import CardPolicy, PeerCards
-from a2a_bridge.handoff import HandoffMessage
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
 from a2a_bridge.peer_client import CallPolicy, PeerClient
 from scripts.bot_process import listening_socket
 from tests.harness import LoopbackServer, RequestRecorder
@@ -115,6 +115,7 @@ async def test_failing_peer_is_retried_then_its_breaker_opens_and_probes_after_t
     await peers.refresh()
 
     first = await peers.send_handoff("Bob", handoff())
+    assert isinstance(first, HandoffOutcome)
     assert first.status.value == "failed" and first.reason == "Bob is not reachable right now."
     assert recorder.count("POST", "/a2a") == 2, "503 is transient: retried once"
 
@@ -125,7 +126,7 @@ async def test_failing_peer_is_retried_then_its_breaker_opens_and_probes_after_t
 
     blocked = await peers.send_handoff("Bob", handoff())
     assert recorder.count("POST", "/a2a") == 4, "the breaker is open: no call at all"
-    assert "several recent attempts failed" in (blocked.reason or "")
+    assert isinstance(blocked, HandoffOutcome) and "several recent attempts failed" in (blocked.reason or "")
 
     clock.now += 31
     await peers.refresh()

@@ -45,6 +45,7 @@ class PlaygroundChat:
         self.http = http
         self.ws = ws
         self.posted: list[str] = []
+        self.edits: list[str] = []
 
     async def say(self, text: str) -> None:
         config = (await self.http.get(f"{self.base_url}/_internal/v1/config")).json()["config"]
@@ -56,14 +57,18 @@ class PlaygroundChat:
         assert response.status_code == 200
 
     async def until(self, predicate: Any, within: float = 30.0) -> str:
-        """Read posted messages until one satisfies the predicate; returns it."""
+        """Read posted messages (and edits to them, which the playground shows in place) until one
+        satisfies the predicate; returns it."""
         async with asyncio.timeout(within):
             while True:
                 frame = json.loads(await self.ws.recv())
-                if frame.get("action") != "createMessage":
+                if frame.get("action") not in ("createMessage", "updateMessage"):
                     continue
                 text = str(frame["message"].get("text") or "")
-                self.posted.append(text)
+                if frame["action"] == "updateMessage":
+                    self.edits.append(text)
+                else:
+                    self.posted.append(text)
                 if predicate(text):
                     return text
 
@@ -90,8 +95,11 @@ async def test_it_question_to_alice_brings_bobs_greeting_into_the_users_chat(
     alice_chat: PlaygroundChat, bob_chat: PlaygroundChat
 ) -> None:
     await alice_chat.say("My laptop can't connect to the VPN since this morning")
-    notice = await alice_chat.until(lambda text: text.startswith("**Alice:**"))
+    connecting = await alice_chat.until(lambda text: text.startswith("**Alice:**"))
+    assert connecting == "**Alice:** Connecting you to Bob…", alice_chat.posted
+    notice = await alice_chat.until(lambda text: text.startswith("**Alice:**") and text != connecting)
     assert "Bob will message you directly" in notice, alice_chat.posted
+    assert alice_chat.edits == [notice], "the notice was edited in place, not posted again"
 
     greetings = [text for text in alice_chat.posted if text.startswith("**Bob:**")]
     assert len(greetings) == 1, alice_chat.posted
@@ -105,7 +113,7 @@ async def test_it_question_to_alice_brings_bobs_greeting_into_the_users_chat(
     assert "My laptop can't connect to the VPN since this morning" in answer
 
     # Nothing was posted twice in the user's chat with Alice.
-    assert alice_chat.posted.count(notice) == 1
+    assert alice_chat.posted.count(connecting) == 1
     assert alice_chat.posted.count(greetings[0]) == 1
 
 

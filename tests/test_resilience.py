@@ -20,7 +20,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import alice_and_bob, logged, message_activity, started_bot, user_says
+from tests.harness import (
+    alice_and_bob,
+    log_events,
+    logged,
+    message_activity,
+    notice_settled,
+    started_bot,
+    user_says,
+)
 from tests.processes import BotProcess, process_env, run_bot_to_exit
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, garbage, held_until, last_message, say, tool_then_say
@@ -112,6 +120,7 @@ async def test_a_teams_activity_delivered_twice_is_answered_once(
         )
         assert [r.status_code for r in responses] == [200, 200, 200]
         await connector.wait_for(lambda c: len(c.sent("a:dana")) >= 1)
+        await notice_settled(connector, "a:dana")
         late = await http.post(f"{alice.url}/api/messages", json=activity)
         assert late.status_code == 200
         # Every delivery was accepted before this point, and a duplicate never schedules a turn.
@@ -184,7 +193,7 @@ async def test_connector_failing_every_time_is_told_to_the_user_without_hanging(
             http, connector, alice.url, VPN, conversation_id="a:dana", service_url=service_url
         )
     assert "did not work" in notice.text
-    assert "Teams was busy or unavailable" in notice.text
+    assert "Teams was busy when Bob tried to reach you" in notice.text
     assert len(connector.created()) == 1, "a 500 is an answer, not retried"
 
 
@@ -231,7 +240,23 @@ async def test_a_broken_model_gets_an_apology_and_the_conversation_stays_usable(
     never.set()
 
 
-async def test_peer_killed_mid_handoff_then_restarted(
+def bob_process(llm_server: Any, tmp_path: Path, **more: str) -> BotProcess:
+    return BotProcess(
+        "Bob",
+        {
+            **process_llm_env(llm_server, "bob-model", tmp_path / "b.db"),
+            "BOT_DESCRIPTION": BOB_DESCRIPTION,
+            **more,
+        },
+        tmp_path,
+    )
+
+
+def greetings_in(connector: StandInConnector, user_chat: str) -> list[str]:
+    return [call.text for call in connector.sent() if call.conversation_id != user_chat]
+
+
+async def test_bob_killed_mid_task_ends_the_notice_as_failed_and_a_later_handoff_works(
     http: httpx.AsyncClient,
     connector: StandInConnector,
     llm: StandInOpenAI,
@@ -244,11 +269,63 @@ async def test_peer_killed_mid_handoff_then_restarted(
     gate = asyncio.Event()
     llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="VPN broken"))
     llm.script("bob-model", held_until(gate, lambda request: say("Hi Dana, Bob here.")))
-    bob = BotProcess(
-        "Bob",
-        {**process_llm_env(llm_server, "bob-model", tmp_path / "b.db"), "BOT_DESCRIPTION": BOB_DESCRIPTION},
-        tmp_path,
-    )
+    bob = bob_process(llm_server, tmp_path)
+    await bob.start()
+    try:
+        async with started_bot(
+            "Alice",
+            ALICE_DESCRIPTION,
+            state_dir=state_dir,
+            openai_model="alice-model",
+            peer_urls=[bob.url],
+            peer_timeout_seconds=1,
+            handoff_poll_seconds=0.2,
+            **llm_settings,
+        ) as alice:
+            with log_events() as events:
+                await http.post(
+                    f"{alice.url}/api/messages",
+                    json=message_activity(VPN, conversation_id="a:dana", service_url=service_url),
+                )
+                await events.wait_for("handoff_in_progress")  # Bob took it: a working task
+            await llm.wait_for_requests("bob-model", 1)  # and is greeting
+            await bob.kill()
+            text = await notice_settled(connector, "a:dana")
+            assert "I tried to hand you over to Bob, but it did not work" in text
+            assert "Bob stopped answering before confirming that it reached you" in text
+            [notice] = connector.sent("a:dana")
+            assert [edit.returned_id for edit in connector.updates("a:dana")] == [notice.returned_id]
+
+            gate.set()
+            await bob.start()
+            [later] = await user_says(
+                http,
+                connector,
+                alice.url,
+                "Still broken, can Bob help?",
+                conversation_id="a:dana",
+                service_url=service_url,
+            )
+            assert "Bob will message you directly" in later.text
+            assert greetings_in(connector, "a:dana") == ["**Bob:** Hi Dana, Bob here."]
+    finally:
+        await bob.stop()
+
+
+async def test_bob_restarted_mid_task_has_it_taken_over_after_the_lease_and_it_ends_once(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_server: Any,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+    tmp_path: Path,
+) -> None:
+    gate = asyncio.Event()
+    llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="VPN broken"))
+    llm.script("bob-model", held_until(gate, lambda request: say("Hi Dana, Bob here.")))
+    bob = bob_process(llm_server, tmp_path, HANDOFF_LEASE_SECONDS="1")
     await bob.start()
     try:
         async with started_bot(
@@ -259,32 +336,68 @@ async def test_peer_killed_mid_handoff_then_restarted(
             peer_urls=[bob.url],
             **llm_settings,
         ) as alice:
+            with log_events() as events:
+                await http.post(
+                    f"{alice.url}/api/messages",
+                    json=message_activity(VPN, conversation_id="a:dana", service_url=service_url),
+                )
+                await events.wait_for("handoff_in_progress")
+            await llm.wait_for_requests("bob-model", 1)
+            await bob.kill()
+            gate.set()  # the dead Bob's greeting turn answers into the void; the next one at once
+            await bob.start()
+            taken = await bob.wait_for_event("handoff_lease_taken_over")
+            text = await notice_settled(connector, "a:dana")
+            assert "Bob will message you directly" in text
+            assert greetings_in(connector, "a:dana") == ["**Bob:** Hi Dana, Bob here."]
+            assert len(connector.updates("a:dana")) == 1
+            assert await alice.service.store.sent.get(taken["handoff_id"]) is not None, "Alice's handoff"
+    finally:
+        await bob.stop()
+
+
+async def test_alice_killed_mid_task_resumes_on_restart_and_edits_the_notice(
+    http: httpx.AsyncClient,
+    connector: StandInConnector,
+    llm: StandInOpenAI,
+    llm_server: Any,
+    llm_settings: dict,
+    service_url: str,
+    state_dir: Path,
+    tmp_path: Path,
+) -> None:
+    gate = asyncio.Event()
+    llm.script("alice-model", tool_then_say("handoff_to_peer", "x", peer="Bob", summary="VPN broken"))
+    llm.script("bob-model", held_until(gate, lambda request: say("Hi Dana, Bob here.")))
+    async with started_bot(
+        "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **llm_settings
+    ) as bob:
+        alice = BotProcess(
+            "Alice",
+            process_llm_env(
+                llm_server, "alice-model", tmp_path / "a.db", PEER_URLS=bob.url, HANDOFF_POLL_SECONDS="0.3"
+            ),
+            tmp_path,
+        )
+        await alice.start()
+        try:
             await http.post(
                 f"{alice.url}/api/messages",
                 json=message_activity(VPN, conversation_id="a:dana", service_url=service_url),
             )
-            await llm.wait_for_requests("bob-model", 1)  # Bob is in the middle of the greeting turn
-            await bob.kill()
-            await connector.wait_for(lambda c: len(c.sent("a:dana")) == 1)
-            [notice] = connector.sent("a:dana")
-            assert "I tried to hand you over to Bob, but it did not work" in notice.text
-            assert "not reachable right now" in notice.text
-
+            await alice.wait_for_event("handoff_in_progress")
+            await llm.wait_for_requests("bob-model", 1)
+            await alice.kill()
             gate.set()
-            await bob.start()
-            [notice] = await user_says(
-                http,
-                connector,
-                alice.url,
-                "Still broken, can Bob help?",
-                conversation_id="a:dana",
-                service_url=service_url,
-            )
-            assert "Bob will message you directly" in notice.text
-            greetings = [c for c in connector.sent() if c.conversation_id != "a:dana"]
-            assert [g.text for g in greetings] == ["**Bob:** Hi Dana, Bob here."]
-    finally:
-        await bob.stop()
+            await connector.wait_for(lambda c: len(greetings_in(c, "a:dana")) == 1)
+            await alice.start()
+            await alice.wait_for_event("handoff_resumed")
+            text = await notice_settled(connector, "a:dana")
+            assert "Bob will message you directly" in text
+            [notice] = connector.sent("a:dana")
+            assert [edit.returned_id for edit in connector.updates("a:dana")] == [notice.returned_id]
+        finally:
+            await alice.stop()
 
 
 @contextlib.contextmanager

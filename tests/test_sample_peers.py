@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import BOB_DESCRIPTION
-from tests.harness import RunningBot, started_bot
+from tests.harness import RunningBot, outcome_in, started_bot
 from tests.standins.connector import StandInConnector
 
 
@@ -66,14 +66,13 @@ async def test_a_handoff_from_a_sample_bot_without_handoff_id_or_hops_greets_the
     message_id = str(uuid.uuid4())
     first = await http.post(f"{bob.url}/a2a", json=sample_handoff(service_url, message_id))
     assert first.status_code == 200, first.text
-    parts = first.json()["result"]["parts"]
-    [outcome] = [part["data"] for part in parts if part.get("kind") == "data"]
+    outcome = outcome_in(first.json())
     assert outcome["kind"] == "handoffOutcome" and outcome["status"] == "delivered"
     [greeting] = [call for call in connector.sent() if call.conversation_id == outcome["conversationId"]]
     assert "Dana's VPN keeps disconnecting." in greeting.text
 
     retry = await http.post(f"{bob.url}/a2a", json=sample_handoff(service_url, message_id))
-    [again] = [part["data"] for part in retry.json()["result"]["parts"] if part.get("kind") == "data"]
+    again = outcome_in(retry.json())
     assert again["handoffId"] == outcome["handoffId"], "the same message is the same handoff"
     assert len(connector.created()) == 1 and len(connector.sent()) == 1, "greeted once"
 
@@ -96,6 +95,6 @@ async def test_fields_a_peer_adds_that_we_do_not_know_are_ignored_not_refused(
     data = request["params"]["message"]["parts"][0]["data"]
     data.update({"priority": 3, "channel": {"name": "msteams"}, "locale": "de-DE"})
     response = await http.post(f"{bob.url}/a2a", json=request)
-    [outcome] = [part["data"] for part in response.json()["result"]["parts"] if part.get("kind") == "data"]
+    outcome = outcome_in(response.json())
     assert outcome["status"] == "delivered"
     assert len(connector.sent()) == 1

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.jobs import Claimed, Finished, HandoffJob
 from bot.store import PendingHandoff, Store, StoreError, migrate, schema
 
 DATA = Path(__file__).parent / "data"
@@ -70,6 +71,12 @@ def handoff(handoff_id: str = "h-1") -> HandoffMessage:
     )
 
 
+def job(handoff_id: str = "h-1") -> HandoffJob:
+    return HandoffJob(
+        handoff=handoff(handoff_id), caller="Alice", task_id=f"task-{handoff_id}", context_id="c-1"
+    )
+
+
 def delivered(handoff_id: str = "h-1") -> HandoffOutcome:
     return HandoffOutcome(
         handoff_id=handoff_id, status=HandoffStatus.DELIVERED, peer="Bob", conversation_id="a:1"
@@ -87,13 +94,13 @@ async def test_history_is_kept_in_order_per_conversation(store: Store) -> None:
 async def test_history_and_ledger_survive_reopening(store_url: str) -> None:
     first = await Store.open(store_url, bot_name="Bob")
     await first.history.append("a:1", [{"n": 1}])
-    assert await first.handoffs.claim(handoff()) is None
-    await first.handoffs.record_outcome(handoff(), delivered())
+    assert await first.handoffs.claim(job()) == Claimed()
+    await first.handoffs.record_outcome(job(), delivered())
     await first.close()
     second = await Store.open(store_url, bot_name="Bob")
     try:
         assert await second.history.load("a:1") == [{"n": 1}]
-        assert await second.handoffs.claim(handoff()) == delivered()
+        assert await second.handoffs.claim(job()) == Finished(delivered(), task_id="task-h-1")
     finally:
         await second.close()
 
@@ -103,32 +110,47 @@ async def test_an_activity_is_claimed_once(store: Store) -> None:
     assert sorted(results) == [False, False, False, False, True]
 
 
-async def test_concurrent_claims_of_a_handoff_share_the_first_outcome(store_url: str) -> None:
-    """Two replicas receive the same handoff: one carries it out, the other waits for its outcome."""
-    replica_a = await Store.open(store_url, bot_name="Bob")
-    replica_b = await Store.open(store_url, bot_name="Bob")
+async def test_concurrent_claims_of_a_handoff_are_won_once(store_url: str) -> None:
+    """Replicas receive the same handoff at once: one carries it out, the others see it busy, then ended."""
+    replicas = [await Store.open(store_url, bot_name="Bob") for _ in range(3)]
     try:
-        assert await replica_a.handoffs.claim(handoff()) is None
-        waiting = asyncio.create_task(replica_b.handoffs.claim(handoff()))
-        finished, _ = await asyncio.wait({waiting}, timeout=0.5)
-        assert not finished, "the second replica must wait while the handoff is pending"
-        await replica_a.handoffs.record_outcome(handoff(), delivered())
-        assert await asyncio.wait_for(waiting, 10) == delivered()
+        claims = await asyncio.gather(*(replica.handoffs.claim(job()) for replica in replicas))
+        assert sorted(type(claim).__name__ for claim in claims) == ["Busy", "Busy", "Claimed"]
+        await replicas[0].handoffs.record_outcome(job(), delivered())
+        assert await replicas[1].handoffs.claim(job()) == Finished(delivered(), task_id="task-h-1")
     finally:
-        await replica_a.close()
-        await replica_b.close()
+        for replica in replicas:
+            await replica.close()
 
 
-async def test_a_pending_handoff_whose_owner_died_is_taken_over_after_the_lease(store_url: str) -> None:
+async def test_a_pending_handoff_whose_owner_died_is_taken_over_once_after_the_lease(store_url: str) -> None:
     dead = await Store.open(store_url, bot_name="Bob")
-    assert await dead.handoffs.claim(handoff()) is None
+    assert await dead.handoffs.claim(job()) == Claimed()
     await dead.close()
-    survivor = await Store.open(store_url, bot_name="Bob")
-    survivor.handoffs.lease_seconds = 0.0
+    survivors = [await Store.open(store_url, bot_name="Bob") for _ in range(2)]
     try:
-        assert await survivor.handoffs.claim(handoff(), wait=5) is None
+        assert await survivors[0].handoffs.take_over_expired() == [], "within the lease: nobody takes it"
+        for survivor in survivors:
+            survivor.handoffs.lease_seconds = 0.0
+        taken = await asyncio.gather(*(survivor.handoffs.take_over_expired() for survivor in survivors))
+        assert sorted(len(jobs) for jobs in taken) == [0, 1], "exactly one replica takes it over"
+        [resumed] = [jobs[0] for jobs in taken if jobs]
+        assert resumed == job(), "with the handoff, its caller and its task"
     finally:
-        await survivor.close()
+        for survivor in survivors:
+            await survivor.close()
+
+
+async def test_a_renewed_lease_is_not_taken_over(store_url: str) -> None:
+    owner = await Store.open(store_url, bot_name="Bob", handoff_lease_seconds=0.5)
+    other = await Store.open(store_url, bot_name="Bob", handoff_lease_seconds=0.5)
+    try:
+        assert await owner.handoffs.claim(job()) == Claimed()
+        await owner.handoffs.renew(job())
+        assert await other.handoffs.take_over_expired() == []
+    finally:
+        await owner.close()
+        await other.close()
 
 
 async def test_a_newer_schema_is_refused_with_a_clear_error(store_url: str) -> None:
@@ -178,7 +200,7 @@ async def test_a_database_written_by_the_release_before_migrations_upgrades_in_p
     try:
         assert await store.history.load("a:1") == [{"n": 1}, {"n": 2}]
         assert await store.activities.accept("act-1", "a:1") is False, "the activity ledger was kept"
-        assert await store.handoffs.claim(handoff("h-1")) == delivered("h-1")
+        assert await store.handoffs.claim(job("h-1")) == Finished(delivered("h-1"), task_id="task-h-1")
         waiting = await store.consent.get("a:2")
         assert waiting.choice is None and waiting.pending == PendingHandoff(peer="Bob", summary="VPN")
         assert (await store.consent.get("a:3")).choice == "no"
@@ -186,7 +208,9 @@ async def test_a_database_written_by_the_release_before_migrations_upgrades_in_p
             revision = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
             legacy = (await connection.execute(text("SELECT version FROM schema_info"))).scalar()
             tables = await connection.run_sync(lambda sync: sqlalchemy.inspect(sync).get_table_names())
-        assert revision == "0002" and legacy == 2, "a release from before migrations now refuses it"
+        assert revision == schema.HEAD_REVISION and legacy == 2, (
+            "a release from before migrations now refuses it"
+        )
         assert "conversation_refs" not in tables
     finally:
         await store.close()

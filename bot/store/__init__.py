@@ -1,9 +1,10 @@
 """Everything the bot must remember across restarts, one capability per part, over one engine.
 
-History, the activity ledger, the handoff ledger and consent live in one SQL database chosen by
-``STATE_URL``: SQLite by default, PostgreSQL (``postgresql+asyncpg://...``) for several replicas of
-one bot. Both run the same code through SQLAlchemy's async engine. The schema is brought up to
-date by alembic at start-up (``migrate.py``). Callers see ``StoreError``, never a driver's error.
+History, the activity ledger, the handoff ledgers (received and sent), consent and the A2A
+tasks live in one SQL database chosen by ``STATE_URL``: SQLite by default, PostgreSQL
+(``postgresql+asyncpg://...``) for several replicas of one bot. Both run the same code through
+SQLAlchemy's async engine. The schema is brought up to date by alembic at start-up (``migrate.py``).
+Callers see ``StoreError``, never a driver's error.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from a2a.server.tasks import (
+    DatabasePushNotificationConfigStore,
+    DatabaseTaskStore,
+    PushNotificationConfigStore,
+    TaskStore,
+)
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from a2a_bridge.tasks import EndedTasksStayEnded
 from bot.store.activities import ActivityLedger
 from bot.store.clock import now
 from bot.store.consent import ConsentState, ConsentStore, PendingHandoff
@@ -25,7 +33,8 @@ from bot.store.errors import StoreError, reason
 from bot.store.handoffs import HandoffLedgerStore
 from bot.store.history import HistoryStore
 from bot.store.migrate import upgrade_to_head
-from bot.store.schema import schema_info
+from bot.store.schema import A2A_PUSH_CONFIGS_TABLE, A2A_TASKS_TABLE, schema_info
+from bot.store.sent import SentHandoffStore
 
 __all__ = ["ConsentState", "PendingHandoff", "Store", "StoreError"]
 
@@ -37,6 +46,10 @@ class Store:
     activities: ActivityLedger
     handoffs: HandoffLedgerStore
     consent: ConsentStore
+    sent: SentHandoffStore
+    a2a_tasks: TaskStore
+    """a2a-sdk's task store over the same database: handoff tasks outlive the process."""
+    a2a_push_configs: PushNotificationConfigStore
 
     @classmethod
     async def open(cls, url: str, *, bot_name: str, handoff_lease_seconds: float = 120.0) -> Store:
@@ -47,6 +60,13 @@ class Store:
             activities=ActivityLedger(engine),
             handoffs=HandoffLedgerStore(engine, bot_name=bot_name, lease_seconds=handoff_lease_seconds),
             consent=ConsentStore(engine),
+            sent=SentHandoffStore(engine),
+            a2a_tasks=EndedTasksStayEnded(
+                DatabaseTaskStore(engine, create_table=False, table_name=A2A_TASKS_TABLE)
+            ),
+            a2a_push_configs=DatabasePushNotificationConfigStore(
+                engine, create_table=False, table_name=A2A_PUSH_CONFIGS_TABLE
+            ),
         )
 
     async def close(self) -> None:

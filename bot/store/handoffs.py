@@ -1,22 +1,22 @@
-"""The handoff ledger (``a2a_bridge.executor.HandoffLedger``): each handoff is carried out once.
+"""The handoff ledger (``a2a_bridge.jobs.HandoffLedger``): each received handoff is carried out once.
 
-A claim is an INSERT that only one caller, in any replica, can win. A handoff still pending in
-another request is waited for; one pending for longer than the lease (its owner died) is taken over.
+A claim is an INSERT that only one request, in any replica, can win; it stores what another replica
+needs to finish the handoff if the winner dies (the handoff, the caller, the A2A task). The owner
+renews its lease while it works; a handoff pending past its lease is taken over, by one replica,
+with a conditional UPDATE.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
-from typing import Literal
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
+from a2a_bridge.jobs import Busy, Claim, Claimed, Finished, HandoffJob
 from bot.store.clock import aware, now
 from bot.store.errors import translated
 from bot.store.schema import handoffs
@@ -32,29 +32,16 @@ class HandoffLedgerStore:
         self._bot_name = bot_name
         self.lease_seconds = lease_seconds
 
-    async def claim(self, handoff: HandoffMessage, *, wait: float = 60.0) -> HandoffOutcome | None:
-        """None when this caller now owns the handoff; else the outcome of whoever carried it out."""
-        deadline = time.monotonic() + wait
+    async def claim(self, job: HandoffJob) -> Claim:
+        """Claimed when this request now owns the handoff; else how it stands."""
         with translated("claiming the handoff"):
-            while True:
-                if await self._insert(handoff):
-                    return None
-                seen = await self._look(handoff)
-                if seen == "mine":
-                    return None
-                if isinstance(seen, HandoffOutcome):
-                    return seen
-                if time.monotonic() > deadline:
-                    return HandoffOutcome(
-                        handoff_id=handoff.handoff_id,
-                        status=HandoffStatus.FAILED,
-                        peer=self._bot_name,
-                        reason=f"{self._bot_name} is still working on this handoff; please wait a moment.",
-                    )
-                await asyncio.sleep(0.1)  # another request owns it: poll for its outcome
+            if await self._insert(job):
+                return Claimed()
+            return await self._look(job)
 
-    async def _insert(self, handoff: HandoffMessage) -> bool:
+    async def _insert(self, job: HandoffJob) -> bool:
         created = now()
+        handoff = job.handoff
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
@@ -68,49 +55,94 @@ class HandoffLedgerStore:
                         outcome=None,
                         created_at=created,
                         updated_at=created,
+                        caller=job.caller,
+                        payload=handoff.model_dump_json(by_alias=True),
+                        task_id=job.task_id,
+                        context_id=job.context_id,
                     )
                 )
         except IntegrityError:
             return False
         return True
 
-    async def _look(self, handoff: HandoffMessage) -> HandoffOutcome | Literal["mine", "theirs"]:
-        """The finished outcome; "mine" when this caller took over a dead owner's lease; else "theirs"."""
-        moment = now()
-        async with self._engine.begin() as connection:
+    async def _look(self, job: HandoffJob) -> Claim:
+        async with self._engine.connect() as connection:
             row = (
                 await connection.execute(
-                    select(handoffs.c.status, handoffs.c.outcome, handoffs.c.updated_at).where(
-                        handoffs.c.handoff_id == handoff.handoff_id
+                    select(handoffs.c.status, handoffs.c.outcome, handoffs.c.task_id).where(
+                        handoffs.c.handoff_id == job.handoff.handoff_id
                     )
                 )
             ).first()
-            if row is None:
-                return "theirs"
-            if row.status != PENDING:
-                return HandoffOutcome.model_validate_json(row.outcome)
-            if aware(row.updated_at) >= moment - timedelta(seconds=self.lease_seconds):
-                return "theirs"
-            taken = await connection.execute(
-                handoffs.update()
-                .where(
-                    handoffs.c.handoff_id == handoff.handoff_id,
-                    handoffs.c.status == PENDING,
-                    handoffs.c.updated_at == row.updated_at,
-                )
-                .values(updated_at=moment)
+        if row is None:
+            return Busy(task_id=job.task_id)
+        if row.status != PENDING:
+            return Finished(
+                HandoffOutcome.model_validate_json(row.outcome), task_id=row.task_id or job.task_id
             )
-        if taken.rowcount == 1:
-            log.warning("handoff_lease_taken_over", handoff_id=handoff.handoff_id)
-            return "mine"
-        return "theirs"
+        # Pending in another request: a dead owner's lease is taken over by the sweep, not here,
+        # so that a handoff is resumed in one place.
+        return Busy(task_id=row.task_id or job.task_id)
 
-    async def record_outcome(self, handoff: HandoffMessage, outcome: HandoffOutcome) -> None:
+    async def renew(self, job: HandoffJob) -> None:
+        with translated("renewing the handoff lease"):
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    handoffs.update()
+                    .where(handoffs.c.handoff_id == job.handoff.handoff_id, handoffs.c.status == PENDING)
+                    .values(updated_at=now())
+                )
+
+    async def take_over_expired(self) -> list[HandoffJob]:
+        """The pending handoffs whose owner stopped renewing its lease, now owned by this caller."""
+        moment = now()
+        cutoff = moment - timedelta(seconds=self.lease_seconds)
+        with translated("taking over expired handoffs"):
+            async with self._engine.connect() as connection:
+                rows = (
+                    await connection.execute(
+                        select(
+                            handoffs.c.handoff_id,
+                            handoffs.c.updated_at,
+                            handoffs.c.caller,
+                            handoffs.c.payload,
+                            handoffs.c.task_id,
+                            handoffs.c.context_id,
+                        ).where(handoffs.c.status == PENDING, handoffs.c.updated_at < cutoff)
+                    )
+                ).all()
+            taken: list[HandoffJob] = []
+            for row in rows:
+                if row.payload is None or aware(row.updated_at) >= cutoff:
+                    continue  # written by a release that did not keep the payload: nothing to resume
+                async with self._engine.begin() as connection:
+                    result = await connection.execute(
+                        handoffs.update()
+                        .where(
+                            handoffs.c.handoff_id == row.handoff_id,
+                            handoffs.c.status == PENDING,
+                            handoffs.c.updated_at == row.updated_at,
+                        )
+                        .values(updated_at=moment)
+                    )
+                if result.rowcount == 1:
+                    log.warning("handoff_lease_taken_over", handoff_id=row.handoff_id)
+                    taken.append(
+                        HandoffJob(
+                            handoff=HandoffMessage.model_validate_json(row.payload),
+                            caller=row.caller or "",
+                            task_id=row.task_id or "",
+                            context_id=row.context_id or "",
+                        )
+                    )
+            return taken
+
+    async def record_outcome(self, job: HandoffJob, outcome: HandoffOutcome) -> None:
         with translated("recording the handoff outcome"):
             async with self._engine.begin() as connection:
                 await connection.execute(
                     handoffs.update()
-                    .where(handoffs.c.handoff_id == handoff.handoff_id)
+                    .where(handoffs.c.handoff_id == job.handoff.handoff_id)
                     .values(
                         status=outcome.status.value,
                         outcome=outcome.model_dump_json(by_alias=True),

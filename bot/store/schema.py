@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from typing import cast
+
+from a2a.server.models import create_push_notification_config_model, create_task_model
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, inspect
+from sqlalchemy.orm import DeclarativeBase
 
 # The revision a database must be at for this release; ``migrations/versions`` ends here.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # Written into the old ``schema_info`` table too, so a release from before migrations refuses a
 # database this one has upgraded (it reads that number) instead of writing to it blindly.
 LEGACY_SCHEMA_VERSION = 2
@@ -41,6 +45,28 @@ handoffs = Table(
     Column("outcome", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Since 0003: what a replica needs to take over a handoff whose owner died.
+    Column("caller", String(100), nullable=True),
+    Column("payload", Text, nullable=True),
+    Column("task_id", String(36), nullable=True),
+    Column("context_id", String(36), nullable=True),
+)
+sent_handoffs = Table(
+    "sent_handoffs",
+    metadata,
+    Column("handoff_id", String(100), primary_key=True),
+    Column("peer", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("push_token_sha256", String(64), nullable=False),
+    Column("conversation_id", String(255), nullable=False),
+    Column("service_url", String(2048), nullable=False),
+    Column("notice_activity_id", String(255), nullable=True),
+    Column("task_id", String(255), nullable=True),
+    Column("outcome", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sent_handoffs_status", "status"),
 )
 conversation_consent = Table(
     "conversation_consent",
@@ -56,4 +82,19 @@ processed_activities = Table(
     Column("activity_id", String(255), primary_key=True),
     Column("conversation_id", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class _A2ATables(DeclarativeBase):
+    metadata = metadata
+
+
+# a2a-sdk's task and push-configuration tables, as its DatabaseTaskStore and
+# DatabasePushNotificationConfigStore read them, created and migrated with ours. They keep the SDK's
+# default names: for any other name its stores build a new mapped class, once per store instance.
+A2A_TASKS_TABLE = "tasks"
+A2A_PUSH_CONFIGS_TABLE = "push_notification_configs"
+a2a_tasks = cast(Table, inspect(create_task_model(A2A_TASKS_TABLE, _A2ATables)).local_table)
+a2a_push_configs = cast(
+    Table, inspect(create_push_notification_config_model(A2A_PUSH_CONFIGS_TABLE, _A2ATables)).local_table
 )

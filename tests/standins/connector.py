@@ -1,7 +1,8 @@
 """A stand-in Bot Connector service: the REST API Teams exposes at a serviceUrl.
 
 It serves any path prefix (``{serviceUrl}/v3/...``), so a test can give each user a different
-serviceUrl and see which one the bot called. It records every call and can be told to fail.
+serviceUrl and see which one the bot called. It records every call (messages sent, and edits to
+them: ``PUT .../activities/{activityId}``), can be told to fail, and to answer late.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,17 +20,26 @@ from fastapi.responses import JSONResponse
 
 @dataclass
 class ConnectorCall:
-    kind: str  # "create_conversation" | "send_activity"
+    kind: str  # "create_conversation" | "send_activity" | "update_activity"
     prefix: str
     conversation_id: str | None
     body: dict[str, Any]
     authorization: str | None
     returned_id: str | None = None
+    """The conversation id created, or the activity id of a message sent or edited."""
     at: float = field(default_factory=time.perf_counter)
 
     @property
     def text(self) -> str:
         return str(self.body.get("text") or "")
+
+
+@dataclass
+class _Delay:
+    kind: str
+    seconds: float
+    times: int
+    where: Callable[[ConnectorCall], bool]
 
 
 @dataclass
@@ -52,6 +62,24 @@ class StandInConnector:
         self.app.add_api_route(
             "/{prefix:path}/v3/conversations/{conversation_id}/activities", self._send, methods=["POST"]
         )
+        self.app.add_api_route(
+            "/{prefix:path}/v3/conversations/{conversation_id}/activities/{activity_id}",
+            self._update,
+            methods=["PUT"],
+        )
+        self._delays: list[_Delay] = []
+
+    def answer_late(
+        self,
+        kind: str,
+        seconds: float,
+        *,
+        times: int = 1,
+        where: Callable[[ConnectorCall], bool] = lambda call: True,
+    ) -> None:
+        """Hold the answer to the next ``times`` calls of ``kind`` (that ``where`` picks) for
+        ``seconds``, after acting on them: Teams slow to answer what it has already done."""
+        self._delays.append(_Delay(kind, seconds, times, where))
 
     def fail(self, kind: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None) -> None:
         """Answer the next ``times`` calls of ``kind`` with ``status``."""
@@ -61,11 +89,21 @@ class StandInConnector:
         return [call for call in self.calls if call.kind == "create_conversation"]
 
     def sent(self, conversation_id: str | None = None) -> list[ConnectorCall]:
+        """The messages in the chat as the user sees them now: each with its latest edit applied."""
+        edits = {call.returned_id: call for call in self.calls if call.kind == "update_activity"}
         return [
-            call
+            replace(call, body=edits[call.returned_id].body) if call.returned_id in edits else call
             for call in self.calls
             if call.kind == "send_activity"
             and call.body.get("type") == "message"
+            and (conversation_id is None or call.conversation_id == conversation_id)
+        ]
+
+    def updates(self, conversation_id: str | None = None) -> list[ConnectorCall]:
+        return [
+            call
+            for call in self.calls
+            if call.kind == "update_activity"
             and (conversation_id is None or call.conversation_id == conversation_id)
         ]
 
@@ -98,6 +136,7 @@ class StandInConnector:
         if failure is not None:
             return failure
         self._tell(call)
+        await self._maybe_late(call)
         return JSONResponse({"id": call.returned_id}, status_code=201)
 
     async def _send(self, prefix: str, conversation_id: str, request: Request) -> JSONResponse:
@@ -106,11 +145,41 @@ class StandInConnector:
             "send_activity", prefix, conversation_id, body, request.headers.get("authorization")
         )
         failure = self._failure_for(call)
+        if failure is None:
+            call.returned_id = f"activity-{next(self._ids)}"
         await self._record(call)
         if failure is not None:
             return failure
         self._tell(call)
-        return JSONResponse({"id": f"activity-{next(self._ids)}"}, status_code=201)
+        await self._maybe_late(call)
+        return JSONResponse({"id": call.returned_id}, status_code=201)
+
+    async def _update(
+        self, prefix: str, conversation_id: str, activity_id: str, request: Request
+    ) -> JSONResponse:
+        body = await request.json()
+        call = ConnectorCall(
+            "update_activity",
+            prefix,
+            conversation_id,
+            body,
+            request.headers.get("authorization"),
+            activity_id,
+        )
+        failure = self._failure_for(call)
+        if failure is None:
+            await self._record(call)
+        if failure is not None:
+            return failure
+        self._tell(call)
+        return JSONResponse({"id": activity_id}, status_code=200)
+
+    async def _maybe_late(self, call: ConnectorCall) -> None:
+        for delay in self._delays:
+            if delay.kind == call.kind and delay.times > 0 and delay.where(call):
+                delay.times -= 1
+                await asyncio.sleep(delay.seconds)
+                return
 
     def _tell(self, call: ConnectorCall) -> None:
         for listener in self.listeners:

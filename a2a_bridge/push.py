@@ -1,0 +1,100 @@
+"""Telling a caller that its handoff task ended: an A2A push notification, sent by the receiver.
+
+The caller names a URL and a token for the task when it sends the handoff; a2a-sdk's handler keeps
+them in the push-configuration store. When the task ends (in whichever replica finishes it) the
+ended task is posted to that URL as a ``StreamResponse``, with the caller's token in
+``X-A2A-Notification-Token`` and, when peers authenticate, a bearer token signed by this bot for
+that caller, as on ``/a2a``. A URL is only posted to if its origin is one of this bot's peers (or
+loopback in local development): a caller cannot make the bot call anywhere else. Delivery is
+retried briefly; a push that never arrives is covered by the caller polling ``GetTask``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import httpx
+import structlog
+from a2a.server.tasks import PushNotificationConfigStore
+from a2a.types import StreamResponse, Task
+from google.protobuf.json_format import MessageToDict
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from a2a_bridge.auth import TokenSigner
+
+log = structlog.get_logger(__name__)
+
+NOTIFICATION_TOKEN_HEADER = "X-A2A-Notification-Token"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
+class PushOrigins:
+    """Where pushes may go: the origins of the configured peers (and loopback, if allowed)."""
+
+    def __init__(self, peer_urls: Callable[[], Iterable[str]], *, allow_loopback: bool) -> None:
+        self._peer_urls = peer_urls
+        self._allow_loopback = allow_loopback
+
+    def allows(self, url: str) -> bool:
+        try:
+            origin = origin_of(url)
+        except httpx.InvalidURL:
+            return False
+        if origin[0] not in ("http", "https"):
+            return False
+        if self._allow_loopback and origin[1] in LOOPBACK_HOSTS:
+            return True
+        return origin[0] == "https" and origin in {origin_of(peer) for peer in self._peer_urls()}
+
+
+class PushNotifier:
+    def __init__(
+        self,
+        *,
+        configs: PushNotificationConfigStore,
+        http: httpx.AsyncClient,
+        origins: PushOrigins,
+        signer: TokenSigner | None = None,
+        attempts: int = 3,
+    ) -> None:
+        self._configs = configs
+        self._http = http
+        self._origins = origins
+        self._signer = signer
+        self._attempts = attempts
+
+    async def push(self, task: Task, caller: str) -> None:
+        """Best effort by design: a failure is logged; the caller's polling covers it."""
+        try:
+            targets = await self._configs.get_info_for_dispatch(task.id)
+        except Exception:
+            log.exception("push_config_unreadable", a2a_task_id=task.id)
+            return
+        body = MessageToDict(StreamResponse(task=task))
+        for target in targets:
+            if not self._origins.allows(target.url):
+                log.warning("push_refused", a2a_task_id=task.id, reason="URL is not on a peer's origin")
+                continue
+            headers = {NOTIFICATION_TOKEN_HEADER: target.token} if target.token else {}
+            if self._signer is not None and caller:
+                headers["Authorization"] = f"Bearer {self._signer.token_for(caller)}"
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(httpx.TransportError),
+                    wait=wait_exponential(multiplier=0.2, max=2.0),
+                    stop=stop_after_attempt(self._attempts),
+                    reraise=True,
+                ):
+                    with attempt:
+                        response = await self._http.post(target.url, json=body, headers=headers)
+                response.raise_for_status()
+            except httpx.HTTPError as error:
+                status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
+                log.warning("push_failure", a2a_task_id=task.id, status=status, reason=type(error).__name__)
+                continue
+            log.info("push_sent", a2a_task_id=task.id, state=task.status.state)
