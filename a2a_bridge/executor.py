@@ -121,15 +121,15 @@ class HandoffAgentExecutor(AgentExecutor):
             )
             return
         receiver = self._policy.receiver_name
-        await event_queue.enqueue_event(
-            task_of(job.ref, working_status(receiver, job.task_id, job.context_id), context.message)
-        )
         if isinstance(claim, Claimed):
             log.info("handoff_received", from_bot=handoff.from_, hops=handoff.hops)
-            running = self._jobs.start(job)
+            running: asyncio.Task[HandoffOutcome] | None = self._jobs.start(job)
         else:
             log.info("handoff_duplicate", status="working")
             running = None
+        await event_queue.enqueue_event(
+            task_of(job.ref, working_status(receiver, job.task_id, job.context_id), context.message)
+        )
         configuration = context.configuration
         if running is not None and not (configuration is not None and configuration.return_immediately):
             outcome = await asyncio.shield(running)

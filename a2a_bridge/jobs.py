@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
-from a2a.server.tasks import TaskStore
 from a2a.types import Task
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
-from a2a_bridge.tasks import TaskRef, save_final
+from a2a_bridge.tasks import EndedTasksStayEnded, TaskRef, save_final
 from a2a_bridge.telemetry import A2AMetrics
 
 log = structlog.get_logger(__name__)
@@ -94,7 +93,7 @@ class HandoffJobs:
         receiver: str,
         ledger: HandoffLedger,
         delivery: GreetingDelivery,
-        task_store: TaskStore,
+        task_store: EndedTasksStayEnded,
         pusher: TaskPusher | None = None,
         metrics: A2AMetrics | None = None,
     ) -> None:
@@ -110,6 +109,7 @@ class HandoffJobs:
         """Run ``job`` in the background; the returned task ends with its outcome."""
         running = self._running.get(job.handoff.handoff_id)
         if running is None:
+            self._task_store.claimed(job.task_id)
             fields = structlog.contextvars.get_contextvars()
             running = asyncio.create_task(self._run(job, fields), name=f"handoff:{job.handoff.handoff_id}")
             self._running[job.handoff.handoff_id] = running

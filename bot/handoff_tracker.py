@@ -66,6 +66,7 @@ class HandoffTracker:
         self._policy = policy
         self._metrics = metrics
         self._watching: dict[str, asyncio.Task[None]] = {}
+        self._posting: dict[str, asyncio.Task[None]] = {}
 
     # Starting -------------------------------------------------------------------------------------
 
@@ -81,14 +82,23 @@ class HandoffTracker:
             service_url=identity.service_url,
             push_token=token,
         )
+        # The notice goes out beside the handoff, not before it: it is off the path to the greeting.
+        posting = asyncio.create_task(self._post_notice(identity, peer, handoff.handoff_id))
+        self._posting[handoff.handoff_id] = posting
+        try:
+            return await self._send(handoff, peer, token)
+        finally:
+            await posting
+            self._posting.pop(handoff.handoff_id, None)
+
+    async def _post_notice(self, identity: TurnIdentity, peer: str, handoff_id: str) -> None:
         notice = await self._notices.post(
             identity.service_url,
             identity.conversation_id,
             self._prompts.render("notice_connecting", bot_name=self._bot_name, peer=peer),
         )
         if notice is not None:
-            await self._sent.note(handoff.handoff_id, notice_activity_id=notice)
-        return await self._send(handoff, peer, token)
+            await self._sent.note(handoff_id, notice_activity_id=notice)
 
     async def _send(self, handoff: HandoffMessage, peer: str, token: str | None) -> HandoffOutcome | None:
         push = (
@@ -109,9 +119,13 @@ class HandoffTracker:
 
     # Ending -----------------------------------------------------------------------------------------
 
-    async def end(self, handoff_id: str, outcome: HandoffOutcome) -> bool:
+    async def end(self, handoff_id: str, outcome: HandoffOutcome, sent: SentHandoff | None = None) -> bool:
         """Tell the user how it ended, if nobody has yet. True for the one call that did."""
-        sent = await self._sent.get(handoff_id)
+        posting = self._posting.get(handoff_id)
+        if posting is not None:
+            await asyncio.shield(posting)  # edit the "Connecting…" notice, never overtake it
+            sent = None  # read again: the notice's id has just been written
+        sent = sent or await self._sent.get(handoff_id)
         if sent is None or not await self._sent.end(handoff_id, outcome):
             return False
         watcher = self._watching.pop(handoff_id, None)
@@ -167,7 +181,7 @@ class HandoffTracker:
         answer = outcome_from_answer(StreamResponse(task=task), sent.handoff, sent.peer)
         log.info("push_received", handoff_id=handoff_id, state=task.status.state)
         if isinstance(answer, HandoffOutcome):
-            await self.end(handoff_id, answer)
+            await self.end(handoff_id, answer, sent)
         return PushVerdict.ACCEPTED
 
     # Polling, and resuming after a restart ----------------------------------------------------------

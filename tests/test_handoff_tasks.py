@@ -111,6 +111,7 @@ async def test_bob_answers_at_once_with_a_working_task_then_pushes_its_end_which
                 headers=A2A_HEADERS,
                 json=send_returning_at_once(service_url, f"{inbox_url}/push/h-1", "h-1"),
             )
+            assert "result" in again.json(), again.text
             assert again.json()["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
             assert len(connector.sent()) == 1, "a retried send is the same task: nobody is greeted twice"
 

@@ -18,7 +18,6 @@ from a2a.server.tasks import (
     DatabasePushNotificationConfigStore,
     DatabaseTaskStore,
     PushNotificationConfigStore,
-    TaskStore,
 )
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
@@ -47,7 +46,7 @@ class Store:
     handoffs: HandoffLedgerStore
     consent: ConsentStore
     sent: SentHandoffStore
-    a2a_tasks: TaskStore
+    a2a_tasks: EndedTasksStayEnded
     """a2a-sdk's task store over the same database: handoff tasks outlive the process."""
     a2a_push_configs: PushNotificationConfigStore
 
