@@ -78,9 +78,9 @@ class HandoffStatus(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     UNCONFIRMED = "unconfirmed"
-    """The sender's reading of an answer without a typed outcome (a peer that tracks none, such as
-    one built on Microsoft's sample): the peer took the request; whether it reached the user is not
-    known. A receiver never answers with it."""
+    """Whether the user was reached is not known: the sender's reading of an answer without a typed
+    outcome (a peer that tracks none, such as one built on Microsoft's sample) or of a peer that went
+    quiet, and the receiver's answer when its greeting went out and Teams never confirmed it."""
 
 
 class ReasonCode(StrEnum):
@@ -89,13 +89,15 @@ class ReasonCode(StrEnum):
 
     NOT_INSTALLED = "not_installed"  # Teams would not open the chat: the receiver's app is not installed
     TEAMS_CREDENTIALS = "teams_credentials"  # Teams refused the receiver's bot credentials
-    TEAMS_BUSY = "teams_busy"  # Teams throttled or failed
+    TEAMS_BUSY = "teams_busy"  # Teams throttled (429) or failed (5xx)
+    TEAMS_REFUSED = "teams_refused"  # Teams refused the request for another reason
     TEAMS_UNREACHABLE = "teams_unreachable"  # no answer from Teams before the request went out
     TEAMS_UNCONFIRMED = "teams_unconfirmed"  # the greeting went out; Teams' answer never came back
     POLICY_REJECTED = "policy_rejected"  # hop limit, serviceUrl or tenant not allowed
     INTERNAL = "internal"  # the receiver failed in a way it did not foresee
     PEER_UNREACHABLE = "peer_unreachable"  # the sender could not reach the receiver
     PEER_LOST = "peer_lost"  # the receiver took the handoff and then stopped answering
+    PEER_TIMEOUT = "peer_timeout"  # the receiver did not answer the handoff in time
     PEER_REFUSED = "peer_refused"  # the receiver refused the request (JSON-RPC error)
     PEER_UNAUTHORIZED = "peer_unauthorized"  # the receiver did not accept the sender's token
     UNCONFIRMED = "unconfirmed"  # the receiver took it and never said how it ended

@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import structlog
 from a2a.types import Task
+from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from a2a_bridge.tasks import EndedTasksStayEnded, TaskRef, save_final
 from a2a_bridge.telemetry import A2AMetrics
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,19 @@ class TaskPusher(Protocol):
     async def push(self, task: Task, caller: str) -> None: ...
 
 
+async def _persistently(what: str, write: Callable[[], Awaitable[T]], attempts: int = 5) -> T | None:
+    """A write retried with backoff; None (and an error line) if it never succeeds."""
+    try:
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=5.0), stop=stop_after_attempt(attempts), reraise=True
+        ):
+            with attempt:
+                return await write()
+    except Exception:
+        log.exception("handoff_write_failure", write=what)
+    return None
+
+
 class HandoffJobs:
     def __init__(
         self,
@@ -109,7 +124,6 @@ class HandoffJobs:
         """Run ``job`` in the background; the returned task ends with its outcome."""
         running = self._running.get(job.handoff.handoff_id)
         if running is None:
-            self._task_store.claimed(job.task_id)
             fields = structlog.contextvars.get_contextvars()
             running = asyncio.create_task(self._run(job, fields), name=f"handoff:{job.handoff.handoff_id}")
             self._running[job.handoff.handoff_id] = running
@@ -154,11 +168,15 @@ class HandoffJobs:
                 reason_code=outcome.reason_code.value if outcome.reason_code else None,
                 duration_ms=round((time.perf_counter() - started) * 1000),
             )
-            await self._ledger.record_outcome(job, outcome)
             if self._metrics is not None:
                 self._metrics.handoffs_received.labels(job.handoff.from_, outcome.status.value).inc()
-            task = await save_final(self._task_store, job.ref, job.caller, outcome, job.handoff)
-            if self._pusher is not None:
+            # The user has been greeted (or not) by now: what follows must not be lost to a brief
+            # store failure, or a takeover would greet them again.
+            await _persistently("record_outcome", lambda: self._ledger.record_outcome(job, outcome))
+            task = await _persistently(
+                "save_task", lambda: save_final(self._task_store, job.ref, job.caller, outcome, job.handoff)
+            )
+            if self._pusher is not None and task is not None:
                 await self._pusher.push(task, job.caller)
             return outcome
 

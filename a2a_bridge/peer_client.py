@@ -44,7 +44,7 @@ from a2a_bridge.answers import (
 )
 from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import PeerCards, PeerProfile
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
+from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from a2a_bridge.telemetry import A2AMetrics, Stopwatch, tracer
 
 log = structlog.get_logger(__name__)
@@ -114,6 +114,13 @@ class PeerClient:
 
     # The two calls ----------------------------------------------------------------------------------
 
+    def urls_of(self, peer_name: str) -> list[str]:
+        """Where ``peer_name`` lives: its configured URL and its card's interface URLs."""
+        peer = self.cards.find(peer_name)
+        if peer is None or peer.card is None:
+            return []
+        return [peer.base_url, *(interface.url for interface in peer.card.supported_interfaces)]
+
     def takes_push(self, peer_name: str) -> bool:
         """Whether the peer's card says it can tell this bot when a task ends."""
         peer = self.cards.find(peer_name)
@@ -153,6 +160,15 @@ class PeerClient:
                 answer_attribute="handoff.outcome",
             )
         if isinstance(result, CallFailure):
+            if result.kind is FailureKind.TIMEOUT:
+                # The peer may have taken it and be greeting the user right now: not a failure.
+                return HandoffOutcome(
+                    handoff_id=handoff.handoff_id,
+                    status=HandoffStatus.UNCONFIRMED,
+                    peer=peer_name,
+                    reason=failure_reason(peer_name, result),
+                    reason_code=ReasonCode.PEER_TIMEOUT,
+                )
             return failed_outcome(
                 handoff, peer_name, failure_reason(peer_name, result), REASON_OF_FAILURE[result.kind]
             )

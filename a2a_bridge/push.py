@@ -4,9 +4,10 @@ The caller names a URL and a token for the task when it sends the handoff; a2a-s
 them in the push-configuration store. When the task ends (in whichever replica finishes it) the
 ended task is posted to that URL as a ``StreamResponse``, with the caller's token in
 ``X-A2A-Notification-Token`` and, when peers authenticate, a bearer token signed by this bot for
-that caller, as on ``/a2a``. A URL is only posted to if its origin is one of this bot's peers (or
-loopback in local development): a caller cannot make the bot call anywhere else. Delivery is
-retried briefly; a push that never arrives is covered by the caller polling ``GetTask``.
+that caller, as on ``/a2a``. A URL is only posted to if its origin is the calling peer's own (its
+configured URL or its card's interface), over https, or loopback in local development; redirects
+are not followed: a caller cannot make the bot call anywhere else. Delivery is retried briefly; a
+push that never arrives is covered by the caller polling ``GetTask``.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
 
 
 class PushOrigins:
-    """Where pushes may go: the origins of the configured peers (and loopback, if allowed)."""
+    """Where a caller's pushes may go: that peer's own origins (and loopback, if allowed)."""
 
-    def __init__(self, peer_urls: Callable[[], Iterable[str]], *, allow_loopback: bool) -> None:
-        self._peer_urls = peer_urls
+    def __init__(self, urls_of: Callable[[str], Iterable[str]], *, allow_loopback: bool) -> None:
+        self._urls_of = urls_of
         self._allow_loopback = allow_loopback
 
-    def allows(self, url: str) -> bool:
+    def allows(self, url: str, caller: str) -> bool:
         try:
             origin = origin_of(url)
         except httpx.InvalidURL:
@@ -49,7 +50,9 @@ class PushOrigins:
             return False
         if self._allow_loopback and origin[1] in LOOPBACK_HOSTS:
             return True
-        return origin[0] == "https" and origin in {origin_of(peer) for peer in self._peer_urls()}
+        if origin[0] != "https" or not caller:
+            return False
+        return origin in {origin_of(peer) for peer in self._urls_of(caller)}
 
 
 class PushNotifier:
@@ -77,8 +80,8 @@ class PushNotifier:
             return
         body = MessageToDict(StreamResponse(task=task))
         for target in targets:
-            if not self._origins.allows(target.url):
-                log.warning("push_refused", a2a_task_id=task.id, reason="URL is not on a peer's origin")
+            if not self._origins.allows(target.url, caller):
+                log.warning("push_refused", a2a_task_id=task.id, reason="URL is not on the caller's origin")
                 continue
             headers = {NOTIFICATION_TOKEN_HEADER: target.token} if target.token else {}
             if self._signer is not None and caller:
@@ -91,7 +94,9 @@ class PushNotifier:
                     reraise=True,
                 ):
                     with attempt:
-                        response = await self._http.post(target.url, json=body, headers=headers)
+                        response = await self._http.post(
+                            target.url, json=body, headers=headers, follow_redirects=False
+                        )
                 response.raise_for_status()
             except httpx.HTTPError as error:
                 status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None

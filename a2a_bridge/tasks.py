@@ -127,20 +127,13 @@ class EndedTasksStayEnded(TaskStore):
 
     The request handler writes the ``working`` task as it reads the executor's events, and the job
     writes the ended task when it finishes; under load the handler's write can come second. This
-    keeps the ended one. A task this process has just claimed and not ended needs no look first:
-    nothing can have ended it (a takeover waits out the lease)."""
+    keeps the ended one."""
 
     def __init__(self, inner: TaskStore) -> None:
         self._inner = inner
-        self._fresh: set[str] = set()
-
-    def claimed(self, task_id: str) -> None:
-        self._fresh.add(task_id)
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
-        if task.status.state in TERMINAL:
-            self._fresh.discard(task.id)
-        elif task.id not in self._fresh:
+        if task.status.state not in TERMINAL:
             stored = await self._inner.get(task.id, context)
             if stored is not None and stored.status.state in TERMINAL:
                 return

@@ -8,7 +8,7 @@ Connector (both in this process). Measured in one run:
 - idle RSS of each bot after start-up, and peak RSS after the load;
 - end-to-end handoff latency (user activity posted to Alice until Bob's greeting reaches the
   connector) at concurrency 1 and 32, p50 and p99;
-- time to Alice's first notice ("Connecting you to Bob…", posted before the handoff goes out);
+- time to Alice's first notice ("Connecting you to Bob…", posted as the handoff goes out);
 - handoffs per second sustained at concurrency 32, with lost and duplicated greetings counted;
 - the floor: a bare a2a-sdk SendMessage round trip with the same data part, same machine.
 """

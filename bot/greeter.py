@@ -136,7 +136,9 @@ def _reason_code(status: int | None) -> ReasonCode:
         return ReasonCode.TEAMS_CREDENTIALS
     if status is None:
         return ReasonCode.TEAMS_UNREACHABLE
-    return ReasonCode.TEAMS_BUSY
+    if status == 429 or status >= 500:
+        return ReasonCode.TEAMS_BUSY
+    return ReasonCode.TEAMS_REFUSED
 
 
 def _reason_for_user(bot: str, status: int | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import Coroutine
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import structlog
 from a2a.types import StreamResponse, Task
 
-from a2a_bridge.answers import CallFailure, FailureKind, InProgress, failed_outcome, outcome_from_answer
+from a2a_bridge.answers import CallFailure, FailureKind, InProgress, outcome_from_answer
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from a2a_bridge.peer_client import PeerClient, PushTarget
 from a2a_bridge.push_inbox import PushVerdict
@@ -29,11 +30,15 @@ from a2a_bridge.telemetry import A2AMetrics
 from bot.identity import TurnIdentity
 from bot.notices import NoticeBoard
 from bot.prompts import Prompts
+from bot.store.errors import StoreError
 from bot.store.sent import SentHandoff, SentHandoffStore
 
 log = structlog.get_logger(__name__)
 
 MAX_POLL_INTERVAL_SECONDS = 30.0
+# The only chat link a notice shows: Teams' own deep link to a 1:1 with a bot (peers' words are not
+# put into the user's chat as markup).
+TEAMS_CHAT_LINK = re.compile(r"https://teams\.microsoft\.com/l/chat/0/0\?users=28:[A-Za-z0-9-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -92,13 +97,18 @@ class HandoffTracker:
             self._posting.pop(handoff.handoff_id, None)
 
     async def _post_notice(self, identity: TurnIdentity, peer: str, handoff_id: str) -> None:
+        """Never raises: without a notice id the outcome is posted as a new message instead."""
         notice = await self._notices.post(
             identity.service_url,
             identity.conversation_id,
             self._prompts.render("notice_connecting", bot_name=self._bot_name, peer=peer),
         )
-        if notice is not None:
+        if notice is None:
+            return
+        try:
             await self._sent.note(handoff_id, notice_activity_id=notice)
+        except StoreError:
+            log.exception("notice_not_recorded", handoff_id=handoff_id)
 
     async def _send(self, handoff: HandoffMessage, peer: str, token: str | None) -> HandoffOutcome | None:
         push = (
@@ -152,7 +162,7 @@ class HandoffTracker:
         if outcome.status is HandoffStatus.DELIVERED:
             link = (
                 " " + self._prompts.render("notice_chat_link", peer=peer, chat_url=outcome.chat_url)
-                if outcome.chat_url
+                if outcome.chat_url and TEAMS_CHAT_LINK.fullmatch(outcome.chat_url)
                 else ""
             )
             return self._prompts.render(
@@ -226,30 +236,38 @@ class HandoffTracker:
         while True:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_POLL_INTERVAL_SECONDS)
-            sent = await self._sent.get(handoff_id)
-            if sent is None or sent.outcome is not None or sent.task_id is None:
-                return
-            if time.time() - sent.started_at > self._policy.wait_seconds:
-                log.warning("handoff_wait_exceeded", handoff_id=handoff_id, peer=sent.peer)
-                await self.end(handoff_id, _unconfirmed(sent))
-                return
-            state = await self._peers.task_state(sent.peer, sent.task_id, sent.handoff)
-            if isinstance(state, HandoffOutcome):
-                await self.end(handoff_id, state)
-                return
-            if isinstance(state, InProgress):
-                unreachable_since = None
+            try:
+                ended, unreachable_since = await self._poll_once(handoff_id, unreachable_since)
+            except Exception:  # a store or connector hiccup: keep watching, the next poll tries again
+                log.exception("handoff_poll_failure", handoff_id=handoff_id)
                 continue
-            unreachable_since = self._lost_or_waiting(state, unreachable_since)
-            if time.monotonic() - unreachable_since > self._policy.lost_after_seconds:
-                await self.end(
-                    handoff_id,
-                    failed_outcome(
-                        sent.handoff, sent.peer, f"{sent.peer} stopped answering.", ReasonCode.PEER_LOST
-                    ),
-                )
+            if ended:
                 return
-            delay = min(delay, self._policy.poll_seconds * 2)  # notice soon when the peer is back
+            if unreachable_since is not None:
+                delay = min(delay, self._policy.poll_seconds * 2)  # notice soon when the peer is back
+
+    async def _poll_once(self, handoff_id: str, unreachable_since: float | None) -> tuple[bool, float | None]:
+        """One look at the peer's task: whether the handoff has ended, and since when the peer has
+        been unreachable (None while it answers)."""
+        sent = await self._sent.get(handoff_id)
+        if sent is None or sent.outcome is not None or sent.task_id is None:
+            return True, None
+        if time.time() - sent.started_at > self._policy.wait_seconds:
+            log.warning("handoff_wait_exceeded", handoff_id=handoff_id, peer=sent.peer)
+            await self.end(handoff_id, _unconfirmed(sent, ReasonCode.UNCONFIRMED), sent)
+            return True, None
+        state = await self._peers.task_state(sent.peer, sent.task_id, sent.handoff)
+        if isinstance(state, HandoffOutcome):
+            await self.end(handoff_id, state, sent)
+            return True, None
+        if isinstance(state, InProgress):
+            return False, None
+        unreachable_since = self._lost_or_waiting(state, unreachable_since)
+        if time.monotonic() - unreachable_since > self._policy.lost_after_seconds:
+            # It took the handoff and went quiet: whether the user was greeted is not known.
+            await self.end(handoff_id, _unconfirmed(sent, ReasonCode.PEER_LOST), sent)
+            return True, None
+        return False, unreachable_since
 
     @staticmethod
     def _lost_or_waiting(failure: CallFailure, since: float | None) -> float:
@@ -266,10 +284,7 @@ class HandoffTracker:
                 await watcher
 
 
-def _unconfirmed(sent: SentHandoff) -> HandoffOutcome:
+def _unconfirmed(sent: SentHandoff, code: ReasonCode) -> HandoffOutcome:
     return HandoffOutcome(
-        handoff_id=sent.handoff_id,
-        status=HandoffStatus.UNCONFIRMED,
-        peer=sent.peer,
-        reason_code=ReasonCode.UNCONFIRMED,
+        handoff_id=sent.handoff_id, status=HandoffStatus.UNCONFIRMED, peer=sent.peer, reason_code=code
     )

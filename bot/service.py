@@ -168,7 +168,7 @@ async def _build(
         pusher=PushNotifier(
             configs=store.a2a_push_configs,
             http=http,
-            origins=PushOrigins(lambda: settings.peer_urls, allow_loopback=settings.local_development),
+            origins=PushOrigins(peers.urls_of, allow_loopback=settings.local_development),
             signer=signer,
         ),
         metrics=metrics.a2a,

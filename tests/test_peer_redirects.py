@@ -24,6 +24,7 @@ class Seen:
     path: str
     authorization: str | None
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +89,7 @@ async def test_the_token_is_never_sent_to_another_origin(status: int) -> None:
         await http.post(f"{a}/from/{status}", content=b"{}", headers=_bearer())
         [seen] = second.seen
         assert seen.authorization is None
+        assert "x-a2a-notification-token" not in seen.headers
         assert first.seen == []
 
 
@@ -106,7 +108,7 @@ async def test_a_peer_that_keeps_redirecting_is_given_up_on() -> None:
 
 
 def _bearer() -> dict[str, str]:
-    return {"Authorization": "Bearer t0ken"}
+    return {"Authorization": "Bearer t0ken", "X-A2A-Notification-Token": "n0tice"}
 
 
 def test_an_upgrade_to_https_is_another_origin_too() -> None:
