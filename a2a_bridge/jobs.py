@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import structlog
+from a2a.server.tasks import TaskStore
 from a2a.types import Task
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
-from a2a_bridge.tasks import EndedTasksStayEnded, TaskRef, save_final
+from a2a_bridge.tasks import TaskRef, save_final
 from a2a_bridge.telemetry import A2AMetrics
 
 log = structlog.get_logger(__name__)
@@ -108,7 +109,7 @@ class HandoffJobs:
         receiver: str,
         ledger: HandoffLedger,
         delivery: GreetingDelivery,
-        task_store: EndedTasksStayEnded,
+        task_store: TaskStore,
         pusher: TaskPusher | None = None,
         metrics: A2AMetrics | None = None,
     ) -> None:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 from a2a.auth.user import User
 from a2a.helpers import new_data_part, new_text_part
 from a2a.server.context import ServerCallContext
-from a2a.server.tasks import TaskStore
-from a2a.types import ListTasksRequest, ListTasksResponse, Message, Part, Role, Task, TaskState, TaskStatus
+from a2a.server.models import TaskModel
+from a2a.server.tasks import DatabaseTaskStore, TaskStore
+from a2a.types import Message, Part, Role, Task, TaskState, TaskStatus
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 
@@ -122,28 +127,63 @@ TERMINAL = frozenset(
 )
 
 
-class EndedTasksStayEnded(TaskStore):
-    """A task store in which a task never leaves an ended state.
+TERMINAL_NAMES = tuple(TaskState.Name(state) for state in TERMINAL)
 
-    The request handler writes the ``working`` task as it reads the executor's events, and the job
-    writes the ended task when it finishes; under load the handler's write can come second. This
-    keeps the ended one."""
 
-    def __init__(self, inner: TaskStore) -> None:
-        self._inner = inner
+class HandoffTaskStore(DatabaseTaskStore):
+    """a2a-sdk's database task store, with ``save`` and ``get`` as single SQL statements, and a task
+    that never leaves an ended state.
+
+    The request handler writes the ``working`` task as it reads the executor's events while the job
+    may already be writing the ended one; the upsert's condition keeps the ended one, in the
+    database itself, so replicas cannot race past it. (The SDK's ORM ``merge`` reads before it
+    writes, several times per handoff; a handoff saves and reads its task a few times.)"""
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
-        if task.status.state not in TERMINAL:
-            stored = await self._inner.get(task.id, context)
-            if stored is not None and stored.status.state in TERMINAL:
-                return
-        await self._inner.save(task, context)
+        await self._ensure_initialized()
+        table = self.task_model.__table__
+        values = self._row(task, self.owner_resolver(context))
+        insert = _upsert_for(self.engine.dialect.name)(table).values(**values)
+        changes = {name: insert.excluded[name] for name in values if name != "id"}
+        keep_ended = table.c.status["state"].as_string().not_in(TERMINAL_NAMES)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_=changes,
+            where=None if task.status.state in TERMINAL else keep_ended,
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(statement)
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
-        return await self._inner.get(task_id, context)
+        await self._ensure_initialized()
+        table = self.task_model.__table__
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(table).where(table.c.id == task_id, table.c.owner == self.owner_resolver(context))
+                )
+            ).first()
+        if row is None:
+            return None
+        mapping = dict(row._mapping)
+        mapping["task_metadata"] = mapping.pop("metadata", None)
+        return self._from_orm(SimpleNamespace(**mapping))  # type: ignore[arg-type]
 
-    async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
-        return await self._inner.list(params, context)
+    def _row(self, task: Task, owner: str) -> dict[str, Any]:
+        model = self._to_orm(task, owner)
+        row = {column.key: getattr(model, attribute.key) for attribute, column in _COLUMNS.items()}
+        return row
 
-    async def delete(self, task_id: str, context: ServerCallContext) -> None:
-        await self._inner.delete(task_id, context)
+
+def _upsert_for(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+# The mapped attributes of a2a-sdk's task model and the columns they write.
+_COLUMNS = {attribute: attribute.columns[0] for attribute in sa_inspect(TaskModel).column_attrs}

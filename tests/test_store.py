@@ -12,12 +12,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 import sqlalchemy
+from a2a.types import TaskState
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 from a2a_bridge.jobs import Claimed, Finished, HandoffJob
+from a2a_bridge.tasks import TaskRef, caller_context, final_status, task_of, working_status
 from bot.store import PendingHandoff, Store, StoreError, migrate, schema
 
 DATA = Path(__file__).parent / "data"
@@ -274,3 +276,16 @@ async def test_the_plain_sqlite_url_most_sqlalchemy_users_write_opens_the_store(
         assert await store.history.load("a:1") == [{"n": 1}]
     finally:
         await store.close()
+
+
+async def test_an_ended_task_is_never_written_back_to_working(store: Store) -> None:
+    """The handler's late write of the working task must not undo the job's ended one."""
+    ref = TaskRef("0d7c2d1e-0000-5000-8000-000000000001", "c-1")
+    context = caller_context("Alice")
+    await store.a2a_tasks.save(task_of(ref, working_status("Bob", ref.task_id, ref.context_id)), context)
+    ended = final_status(delivered(), ref.task_id, ref.context_id)
+    await store.a2a_tasks.save(task_of(ref, ended), context)
+    await store.a2a_tasks.save(task_of(ref, working_status("Bob", ref.task_id, ref.context_id)), context)
+    kept = await store.a2a_tasks.get(ref.task_id, context)
+    assert kept is not None and kept.status.state == TaskState.TASK_STATE_COMPLETED
+    assert await store.a2a_tasks.get(ref.task_id, caller_context("Carol")) is None, "tasks are the caller's"

@@ -16,7 +16,6 @@ from typing import Any
 
 from a2a.server.tasks import (
     DatabasePushNotificationConfigStore,
-    DatabaseTaskStore,
     PushNotificationConfigStore,
 )
 from sqlalchemy import event, select, update
@@ -24,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from a2a_bridge.tasks import EndedTasksStayEnded
+from a2a_bridge.tasks import HandoffTaskStore
 from bot.store.activities import ActivityLedger
 from bot.store.clock import now
 from bot.store.consent import ConsentState, ConsentStore, PendingHandoff
@@ -46,7 +45,7 @@ class Store:
     handoffs: HandoffLedgerStore
     consent: ConsentStore
     sent: SentHandoffStore
-    a2a_tasks: EndedTasksStayEnded
+    a2a_tasks: HandoffTaskStore
     """a2a-sdk's task store over the same database: handoff tasks outlive the process."""
     a2a_push_configs: PushNotificationConfigStore
 
@@ -60,9 +59,7 @@ class Store:
             handoffs=HandoffLedgerStore(engine, bot_name=bot_name, lease_seconds=handoff_lease_seconds),
             consent=ConsentStore(engine),
             sent=SentHandoffStore(engine),
-            a2a_tasks=EndedTasksStayEnded(
-                DatabaseTaskStore(engine, create_table=False, table_name=A2A_TASKS_TABLE)
-            ),
+            a2a_tasks=HandoffTaskStore(engine, create_table=False, table_name=A2A_TASKS_TABLE),
             a2a_push_configs=DatabasePushNotificationConfigStore(
                 engine, create_table=False, table_name=A2A_PUSH_CONFIGS_TABLE
             ),
