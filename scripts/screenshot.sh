@@ -29,5 +29,5 @@ out.parent.mkdir(parents=True, exist_ok=True)
 with running_stack(StackPlan(bots=StackPlan.default().bots, state_dir=ROOT / ".run" / "screenshot-data")) as stack:
     alice = stack.plan.bots[0]
     subprocess.run(["node", str(ROOT / "scripts" / "screenshot.mjs"), alice.playground_url, str(out)], check=True)
-print(f"[screenshot] saved {out.relative_to(ROOT)}")
+print(f"[screenshot] saved {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 PY
