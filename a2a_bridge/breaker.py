@@ -60,9 +60,10 @@ class CircuitBreaker:
         if self._failures >= self._threshold or self._opened_at is not None:
             self._opened_at = self._clock()
 
-    def guard(self) -> BreakerGuard:
-        """Wrap one call: exactly one outcome is recorded for it, whichever way it ends."""
-        return BreakerGuard(self)
+    def guard(self, *, records: bool = True) -> BreakerGuard:
+        """Wrap one call: exactly one outcome is recorded for it, whichever way it ends (none with
+        ``records=False``: a call that must neither wait on the breaker nor trip it)."""
+        return BreakerGuard(self, records=records)
 
 
 class BreakerGuard:
@@ -70,9 +71,9 @@ class BreakerGuard:
     records a failure (an error nobody expected), or, for a cancellation, only frees the probe
     slot; either way a probe slot is never kept."""
 
-    def __init__(self, breaker: CircuitBreaker) -> None:
+    def __init__(self, breaker: CircuitBreaker, *, records: bool = True) -> None:
         self._breaker = breaker
-        self._recorded = False
+        self._recorded = not records
 
     def succeeded(self) -> None:
         if not self._recorded:

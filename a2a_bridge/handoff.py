@@ -131,10 +131,6 @@ class HandoffOutcome(_WireModel):
     def _https_only(cls, value: str | None) -> str | None:
         return value if value is None or value.startswith("https://") else None
 
-    @property
-    def delivered(self) -> bool:
-        return self.status is HandoffStatus.DELIVERED
-
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming the offending wire field(s), without echoing the submitted values."""

@@ -145,15 +145,10 @@ class PeerClient:
         with structlog.contextvars.bound_contextvars(
             handoff_id=handoff.handoff_id, a2a_message_id=handoff.a2a_message_id()
         ):
-
-            def read(response: StreamResponse | None) -> tuple[HandoffOutcome | InProgress, str]:
-                answer = outcome_from_answer(response, handoff, peer_name)
-                return answer, "working" if isinstance(answer, InProgress) else answer.status.value
-
             result = await self._call(
                 peer_name,
                 request,
-                read,
+                _handoff_reader(handoff, peer_name),
                 operation="send",
                 span_name="a2a.send_handoff",
                 attributes={"handoff.id": handoff.handoff_id},
@@ -178,16 +173,11 @@ class PeerClient:
         self, peer_name: str, task_id: str, handoff: HandoffMessage
     ) -> HandoffOutcome | InProgress | CallFailure:
         """Where the peer's task for ``handoff`` stands (``GetTask``): for when no push arrives."""
-
-        def read(response: StreamResponse | None) -> tuple[HandoffOutcome | InProgress, str]:
-            answer = outcome_from_answer(response, handoff, peer_name)
-            return answer, "working" if isinstance(answer, InProgress) else answer.status.value
-
         with structlog.contextvars.bound_contextvars(handoff_id=handoff.handoff_id, a2a_task_id=task_id):
             return await self._call(
                 peer_name,
                 GetTaskRequest(id=task_id),
-                read,
+                _handoff_reader(handoff, peer_name),
                 operation="get_task",
                 span_name="a2a.get_task",
                 attributes={"handoff.id": handoff.handoff_id},
@@ -230,9 +220,9 @@ class PeerClient:
         peer = self.cards.find(peer_name)
         if peer is None or peer.client is None:
             return CallFailure(FailureKind.UNAVAILABLE, "no card")
-        breaker = self._breaker(peer_name) if guarded else CircuitBreaker(threshold=1_000_000, cooldown=0)
-        probing = breaker.state is BreakerState.HALF_OPEN
-        if not breaker.allow():
+        breaker = self._breaker(peer_name)
+        probing = guarded and breaker.state is BreakerState.HALF_OPEN
+        if guarded and not breaker.allow():
             log.warning(f"a2a_{operation}_failure", peer=peer_name, reason="circuit open")
             return CallFailure(FailureKind.CIRCUIT_OPEN, "circuit open")
         watch = Stopwatch()
@@ -243,7 +233,7 @@ class PeerClient:
                 kind=trace.SpanKind.CLIENT,
                 attributes={"a2a.peer": peer_name, **(attributes or {})},
             ) as span,
-            breaker.guard() as guard,
+            breaker.guard(records=guarded) as guard,
         ):
             failure: CallFailure | None = None
             response: StreamResponse | None = None
@@ -329,6 +319,18 @@ class PeerClient:
                 clock=self._clock,
             )
         return breaker
+
+
+def _handoff_reader(
+    handoff: HandoffMessage, peer_name: str
+) -> Callable[[StreamResponse | None], tuple[HandoffOutcome | InProgress, str]]:
+    """Reads a peer's answer (to a send, or to GetTask) about ``handoff``, with its status word."""
+
+    def read(response: StreamResponse | None) -> tuple[HandoffOutcome | InProgress, str]:
+        answer = outcome_from_answer(response, handoff, peer_name)
+        return answer, "working" if isinstance(answer, InProgress) else answer.status.value
+
+    return read
 
 
 def _answer_text(response: StreamResponse | None) -> tuple[str, str]:

@@ -22,16 +22,12 @@ from google.protobuf.json_format import MessageToDict
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from a2a_bridge.auth import TokenSigner
+from a2a_bridge.policy import LOOPBACK_HOSTS
+from a2a_bridge.redirects import origin_of
 
 log = structlog.get_logger(__name__)
 
 NOTIFICATION_TOKEN_HEADER = "X-A2A-Notification-Token"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def origin_of(url: str) -> tuple[str, str, int | None]:
-    parsed = httpx.URL(url)
-    return parsed.scheme, parsed.host, parsed.port
 
 
 class PushOrigins:

@@ -17,8 +17,13 @@ CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-a2a-n
 MAX_REDIRECTS = 5
 
 
+def origin_of(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
 def same_origin(a: httpx.URL, b: httpx.URL) -> bool:
-    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+    return origin_of(a) == origin_of(b)
 
 
 class PeerHTTPClient(httpx.AsyncClient):

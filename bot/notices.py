@@ -7,17 +7,14 @@ or the edit does, the outcome goes out as a new message: the user is told either
 
 from __future__ import annotations
 
-import httpx
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.apps import App
 
-from bot.retry import Observer, call_connector
+from bot.retry import CONNECTOR_UNREACHABLE, Observer, call_connector
 from bot.speaker import speaker_line
 
 log = structlog.get_logger(__name__)
-
-_UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
 
 
 class NoticeBoard:
@@ -34,7 +31,7 @@ class NoticeBoard:
             sent = await call_connector(
                 "send_notice", lambda: activities.create(message), observe=self._observe
             )
-        except _UNREACHABLE as error:
+        except CONNECTOR_UNREACHABLE as error:
             log.warning("notice_failure", stage="post", reason=type(error).__name__)
             return None
         return sent.id
@@ -51,6 +48,6 @@ class NoticeBoard:
                     "update_notice", lambda: activities.update(activity_id, message), observe=self._observe
                 )
                 return True
-            except _UNREACHABLE as error:
+            except CONNECTOR_UNREACHABLE as error:
                 log.warning("notice_failure", stage="update", reason=type(error).__name__)
         return await self.post(service_url, conversation_id, text) is not None

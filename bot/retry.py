@@ -22,6 +22,8 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({412, 429, 502, 503, 504})
+# What a call to the Bot Connector raises when Teams cannot be reached or refused it.
+CONNECTOR_UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
 RETRY_AFTER_CAP_SECONDS = 30.0
 # A send that timed out while reading may have been delivered: only failures to connect are safe
 # to repeat for a non-idempotent call.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
 import structlog
 from microsoft_teams.api.activities.install_update.add import InstalledActivity
 from microsoft_teams.api.activities.message import MessageActivity, MessageActivityInput
@@ -22,7 +21,7 @@ from bot.consent import consent_card, consent_choice
 from bot.handoffs import HandoffSender
 from bot.identity import TurnIdentity, identity_of
 from bot.prompts import Prompts
-from bot.retry import Observer, call_connector
+from bot.retry import CONNECTOR_UNREACHABLE, Observer, call_connector
 from bot.speaker import speaker_line
 from bot.store import Store, StoreError
 from bot.store.consent import ConsentChoice
@@ -32,7 +31,6 @@ log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("bot")
 
 MAX_USER_TEXT_CHARS = 8000
-_UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class TeamsSurface:
                 )
                 await self._say(ctx, text)
                 log.info("welcome_sent")
-            except (*_UNREACHABLE, StoreError) as error:
+            except (*CONNECTOR_UNREACHABLE, StoreError) as error:
                 log.warning("welcome_failure", reason=type(error).__name__)
 
     async def on_message(self, ctx: ActivityContext[MessageActivity]) -> None:
@@ -78,7 +76,7 @@ class TeamsSurface:
         ):
             try:
                 await self._accept(ctx)
-            except _UNREACHABLE as error:
+            except CONNECTOR_UNREACHABLE as error:
                 log.warning("reply_failure", reason=type(error).__name__)
             except StoreError:
                 log.exception("store_failure")
@@ -165,7 +163,7 @@ class TeamsSurface:
                 )
             else:
                 await self._say(ctx, result.reply)
-        except _UNREACHABLE as error:
+        except CONNECTOR_UNREACHABLE as error:
             log.warning("reply_failure", reason=type(error).__name__)
             return
         log.info("turn_complete", duration_ms=round((time.perf_counter() - started) * 1000))
@@ -175,5 +173,5 @@ async def _best_effort(sending: object) -> None:
     """Typing, apologies: a failure is logged, never raised."""
     try:
         await sending  # type: ignore[misc]
-    except _UNREACHABLE as error:
+    except CONNECTOR_UNREACHABLE as error:
         log.info("send_skipped", reason=type(error).__name__)

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import BOB_DESCRIPTION
 from tests.harness import RunningBot, outcome_in, started_bot
 from tests.standins.connector import StandInConnector
+from tests.standins.sample_peer import sample_send
 
 
 @pytest.fixture
@@ -23,33 +24,17 @@ async def bob(state_dir: Path) -> Any:
 
 
 def sample_handoff(service_url: str, message_id: str) -> dict[str, Any]:
-    """The sample's request, field for field: 0.3 method and part shapes, no A2A-Version header."""
-    return {
-        "jsonrpc": "2.0",
-        "id": str(uuid.uuid4()),
-        "method": "message/send",
-        "params": {
-            "message": {
-                "kind": "message",
-                "role": "user",
-                "messageId": message_id,
-                "parts": [
-                    {
-                        "kind": "data",
-                        "data": {
-                            "kind": "handoff",
-                            "from": "Alice",
-                            "userName": "Dana Smith",
-                            "aadObjectId": "aad-dana-0001",
-                            "tenantId": "tenant-contoso",
-                            "serviceUrl": service_url,
-                            "summary": "Dana's VPN keeps disconnecting.",
-                        },
-                    }
-                ],
-            }
-        },
+    """The sample's request, field for field, as its stand-in sends it (no A2A-Version header)."""
+    handoff = {
+        "kind": "handoff",
+        "from": "Alice",
+        "userName": "Dana Smith",
+        "aadObjectId": "aad-dana-0001",
+        "tenantId": "tenant-contoso",
+        "serviceUrl": service_url,
+        "summary": "Dana's VPN keeps disconnecting.",
     }
+    return sample_send(handoff, message_id=message_id)
 
 
 async def test_the_card_is_also_where_the_sample_looks_for_it(

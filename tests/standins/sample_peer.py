@@ -145,25 +145,30 @@ class SampleBot:
                 "serviceUrl": activity["serviceUrl"],
                 "summary": activity.get("text", ""),
             }
-            send = {
-                "jsonrpc": "2.0",
-                "id": str(uuid.uuid4()),
-                "method": "message/send",
-                "params": {
-                    "message": {
-                        "kind": "message",
-                        "role": "user",
-                        "messageId": str(uuid.uuid4()),
-                        "parts": [{"kind": "data", "data": handoff}],
-                    }
-                },
-            }
+            send = sample_send(handoff, message_id=str(uuid.uuid4()))
             self.answers_from_peer.append(await http.post(card.json()["url"], json=send))
             await http.post(
                 f"{activity['serviceUrl']}/v3/conversations/{activity['conversation']['id']}/activities",
                 json={"type": "message", "text": CONFIRMED_TEXT},
             )
         return Response(status_code=200)
+
+
+def sample_send(handoff: dict[str, Any], *, message_id: str) -> dict[str, Any]:
+    """The sample's JSON-RPC request for a handoff: 0.3 method and part shapes, nothing else."""
+    return {
+        "jsonrpc": "2.0",
+        "id": str(uuid.uuid4()),
+        "method": "message/send",
+        "params": {
+            "message": {
+                "kind": "message",
+                "role": "user",
+                "messageId": message_id,
+                "parts": [{"kind": "data", "data": handoff}],
+            }
+        },
+    }
 
 
 def _completed_task(message: dict[str, Any], text: str) -> dict[str, Any]:
