@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
@@ -42,12 +43,32 @@ class _Rendition:
         self.etag = f'"{digest}"'
 
 
-def card_route(card: AgentCard, *, path: str = WELL_KNOWN_CARD_PATH, cache_control: str) -> Route:
-    current = _Rendition(MessageToDict(card))
-    compatible = _Rendition(agent_card_to_dict(card))
+class _Renditions:
+    """Both renditions of the card in force; made again only when the card itself is replaced
+    (the persona was reloaded), so a card request costs a dictionary lookup."""
+
+    def __init__(self, card: Callable[[], AgentCard]) -> None:
+        self._card = card
+        self._of: AgentCard | None = None
+        self._current = self._compatible = _Rendition({})
+
+    def get(self, current: bool) -> _Rendition:
+        card = self._card()
+        if card is not self._of:
+            self._current = _Rendition(MessageToDict(card))
+            self._compatible = _Rendition(agent_card_to_dict(card))
+            self._of = card
+        return self._current if current else self._compatible
+
+
+def card_route(
+    card: Callable[[], AgentCard], *, path: str = WELL_KNOWN_CARD_PATH, cache_control: str
+) -> Route:
+    """``card`` gives the card in force at each request (a new one after a reload gets a new ETag)."""
+    renditions = _Renditions(card)
 
     async def agent_card(request: Request) -> Response:
-        rendition = current if asks_for_current_card(request.headers.get(VERSION_HEADER)) else compatible
+        rendition = renditions.get(asks_for_current_card(request.headers.get(VERSION_HEADER)))
         headers = {"ETag": rendition.etag, "Cache-Control": cache_control, "Vary": VERSION_HEADER}
         if _matches(request.headers.get("if-none-match"), rendition.etag):
             return Response(status_code=304, headers=headers)

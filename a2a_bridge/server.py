@@ -9,6 +9,7 @@ the protocol version it asks for (``card_route``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +107,7 @@ def _receive_span(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def a2a_routes(
     *,
-    card: AgentCard,
+    card: Callable[[], AgentCard],
     executor: AgentExecutor,
     door: A2ADoor,
     task_store: TaskStore,
@@ -117,11 +118,12 @@ def a2a_routes(
 
     ``task_store`` keeps handoff tasks (durable, so ``GetTask`` survives a restart); with
     ``push_configs`` callers may ask to be told when a task ends; with ``push_receiver`` this bot
-    takes such notices for the handoffs it sent, at ``/a2a/push/{handoffId}``."""
+    takes such notices for the handoffs it sent, at ``/a2a/push/{handoffId}``. ``card`` gives the
+    card in force (it changes when the persona is reloaded; its capabilities do not)."""
     handler = HandoffRequestHandler(
         agent_executor=executor,
         task_store=task_store,
-        agent_card=card,
+        agent_card=card(),
         push_config_store=push_configs,
         request_context_builder=HandoffContextBuilder(task_store=task_store),
     )

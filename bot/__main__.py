@@ -35,12 +35,29 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="serve",
-        choices=["serve", "manifest", "doctor"],
-        help="serve (default): run the bot; manifest: write its Teams app package; doctor: check its setup",
+        choices=["serve", "manifest", "doctor", "routes"],
+        help="serve (default): run the bot; manifest: write its Teams app package; doctor: check its "
+        "setup; routes CASES: check which bot answers each case",
     )
+    parser.add_argument("cases", nargs="?", type=Path, help="routes: the YAML file of cases")
     parser.add_argument("--env-file", help="env file that defines this instance (its values win over ./.env)")
     parser.add_argument("--out", type=Path, default=PACKAGE_DIR, help="manifest: where to write <bot>.zip")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="PATH",
+        help="routes: run the cases again with a candidate: a text file (this bot's description), an env "
+        "file (the description of the bot its BOT_NAME names) or a prompts directory",
+    )
+    parser.add_argument(
+        "--min-accuracy",
+        type=_fraction,
+        metavar="F",
+        help="routes: exit 1 when fewer than this share of cases route right (0-1, or a percentage: 90%%)",
+    )
+    args = parser.parse_intermixed_args(argv)
+    if (args.command == "routes") != (args.cases is not None):
+        parser.error("a cases file goes with the routes command, and only with it")
     try:
         settings = load_settings(args.env_file)
     except ConfigError as error:
@@ -58,11 +75,23 @@ def main(argv: list[str] | None = None) -> int:
         from bot.doctor import run_doctor
 
         return asyncio.run(run_doctor(settings, env_file=args.env_file))
+    if args.command == "routes":
+        from bot.routing import run_routing_check
+
+        configure_logging(settings.bot_name, "WARNING")
+        return run_routing_check(
+            settings,
+            args.cases,
+            compare=args.compare,
+            min_accuracy=args.min_accuracy,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
     configure_logging(settings.bot_name, settings.log_level, log_content=settings.log_content)
     try:
         # uvloop: the same asyncio API on libuv, markedly faster for a server that is mostly HTTP.
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings))
+            runner.run(serve(settings, env_file=args.env_file))
     except (ConfigError, PromptError, StoreError) as error:
         print(f"start-up error: {error}", file=sys.stderr)
         return 2
@@ -71,17 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def serve(settings: Settings) -> None:
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.removesuffix("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (or 0% and 100%)")
+    return value
+
+
+async def serve(settings: Settings, env_file: str | None = None) -> None:
     tracer_provider = configure_tracing(settings)
     try:
-        await _serve(settings)
+        await _serve(settings, env_file)
     finally:
         if tracer_provider is not None:
             tracer_provider.shutdown()
 
 
-async def _serve(settings: Settings) -> None:
-    async with running_bot(settings) as service:
+async def _serve(settings: Settings, env_file: str | None) -> None:
+    async with running_bot(settings, env_file) as service:
         if settings.local_development:
             log.warning(
                 "local_development_mode",
@@ -103,6 +142,8 @@ async def _serve(settings: Settings) -> None:
         )
         server = _GracefulServer(config)
         peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
+        # SIGHUP: read the description and prompts again (bot.persona); a bad edit keeps the old words.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.persona.reload)
         _return_startup_memory()
         inherited = [_inherited_socket(settings.listen_fd)] if settings.listen_fd is not None else None
         try:

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent_framework import Agent, AgentSession, FunctionTool, Message, SupportsChatGetResponse
 
 from a2a_bridge.card_cache import PeerProfile
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
-from a2a_bridge.peer_client import PeerClient
-from bot.handoffs import AwaitingConsent, HandedOff, HandoffSender
+from bot.handoffs import AwaitingConsent, HandedOff
 from bot.history import StoreHistoryProvider
 from bot.identity import TurnIdentity
-from bot.prompts import Prompts
+from bot.persona import Persona
 from bot.store.history import HistoryStore
-from bot.tools import TURN_KEY, TurnState, ask_tool, end_turn_after_handoff, handoff_tool
+from bot.tools import (
+    TURN_KEY,
+    HandoffRequests,
+    PeerQuestions,
+    TurnState,
+    ask_tool,
+    end_turn_after_handoff,
+    handoff_tool,
+)
 
 # Marks on a run's input message saying what kind of run it is (read by the offline model).
 HANDOFF_CONTEXT_KEY = "handoff_context"
@@ -36,28 +43,38 @@ class TurnResult:
     """Set when the reply is a question to the user: may I connect you to this peer?"""
 
 
+class PeerDirectory(PeerQuestions, Protocol):
+    """The peers a turn may name: their live cards, and a way to ask them (a2a_bridge's PeerClient;
+    the routing check's recorder)."""
+
+    async def refresh(self) -> None: ...
+
+    def available(self) -> list[PeerProfile]: ...
+
+
+class HandoffDesk(HandoffRequests, Protocol):
+    def consent_question(self, peer: str) -> str: ...
+
+
 class BotAgent:
     def __init__(
         self,
         *,
-        bot_name: str,
-        bot_description: str,
+        persona: Persona,
         client: SupportsChatGetResponse,
-        prompts: Prompts,
-        peers: PeerClient,
+        peers: PeerDirectory,
         history: HistoryStore,
-        sender: HandoffSender,
+        sender: HandoffDesk,
         middleware: Sequence[Any] = (),
     ) -> None:
-        self._bot_name = bot_name
-        self._bot_description = bot_description
-        self._prompts = prompts
+        self._bot_name = persona.bot_name
+        self._persona = persona
         self._peers = peers
         self._sender = sender
-        self._tool_sets: dict[tuple[tuple[str, ...], bool], list[FunctionTool]] = {}
+        self._tool_sets: dict[tuple[tuple[str, ...], bool, str, str], list[FunctionTool]] = {}
         self._agent = Agent(
             client=client,
-            name=bot_name,
+            name=persona.bot_name,
             context_providers=[StoreHistoryProvider(history)],
             middleware=[*middleware, end_turn_after_handoff],
         )
@@ -80,12 +97,12 @@ class BotAgent:
             peer = turn.decision.peer
             return TurnResult(reply=self._sender.consent_question(peer), consent_peer=peer)
         return TurnResult(
-            reply=response.text.strip() or self._prompts.render("turn_failed", bot_name=self._bot_name)
+            reply=response.text.strip() or self._persona.render("turn_failed", bot_name=self._bot_name)
         )
 
     async def answer(self, question: str, *, asker: str | None) -> str:
         """A peer's question (a2a_bridge.executor.PeerConsultant): one run, no tools, no history kept."""
-        prompt = self._prompts.render("consult_turn", asker=asker or "A colleague", question=question)
+        prompt = self._persona.render("consult_turn", asker=asker or "A colleague", question=question)
         response = await self._agent.run(
             Message("user", [prompt], additional_properties={CONSULT_CONTEXT_KEY: {"asker": asker or ""}}),
             session=AgentSession(),
@@ -101,7 +118,7 @@ class BotAgent:
             "user_name": handoff.user_name or "there",
             "summary": handoff.summary,
         }
-        prompt = self._prompts.render("greeting_turn", bot_name=self._bot_name, **context)
+        prompt = self._persona.render("greeting_turn", bot_name=self._bot_name, **context)
         response = await self._agent.run(
             Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context}),
             session=AgentSession(session_id=conversation_id),
@@ -111,21 +128,19 @@ class BotAgent:
 
     def _tools(self, peer_names: tuple[str, ...], can_hand_off: bool) -> list[FunctionTool]:
         """The tools for the peers reachable now. They hold no turn state (that travels in the
-        TurnState), so one set per set of peers serves every turn: building their schemas is not free."""
-        key = (peer_names, can_hand_off)
+        TurnState), so one set per set of peers (and tool texts) serves every turn: building their
+        schemas is not free."""
+        ask_text, handoff_text = self._persona.render("ask_tool"), self._persona.render("handoff_tool")
+        key = (peer_names, can_hand_off, ask_text, handoff_text)
         tools = self._tool_sets.get(key)
         if tools is None:
-            tools = (
-                [ask_tool(self._peers, self._prompts.render("ask_tool"), peer_names)] if peer_names else []
-            )
+            tools = [ask_tool(self._peers, ask_text, peer_names)] if peer_names else []
             if peer_names and can_hand_off:
-                tools.append(handoff_tool(self._sender, self._prompts.render("handoff_tool"), peer_names))
+                tools.append(handoff_tool(self._sender, handoff_text, peer_names))
             if len(self._tool_sets) >= 32:  # peers come and go; keep the recent sets only
                 self._tool_sets.clear()
             self._tool_sets[key] = tools
         return tools
 
     def _instructions(self, peers: list[PeerProfile]) -> str:
-        return self._prompts.instructions(
-            bot_name=self._bot_name, bot_description=self._bot_description, peers=peers
-        )
+        return self._persona.instructions(peers)

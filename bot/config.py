@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Persona
     bot_name: str = Field(min_length=1, max_length=30, pattern=r"^[A-Za-z][A-Za-z0-9 _-]*$")
     bot_description: str = Field(min_length=1, max_length=500)
+    prompts_dir: Path | None = None
+    """Where the prompt templates are (default: the ones installed with the bot, ``prompts/``)."""
+    persona_watch: bool = True
+    """Reload the description and prompts when their files change (SIGHUP reloads them too)."""
 
     # Where this instance lives and who its peers are
     bot_self_url: str

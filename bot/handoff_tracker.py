@@ -29,7 +29,7 @@ from a2a_bridge.push_inbox import PushVerdict
 from a2a_bridge.telemetry import A2AMetrics
 from bot.identity import TurnIdentity
 from bot.notices import NoticeBoard
-from bot.prompts import Prompts
+from bot.prompts import Templates
 from bot.store.errors import StoreError
 from bot.store.sent import SentHandoff, SentHandoffStore
 
@@ -59,7 +59,7 @@ class HandoffTracker:
         peers: PeerClient,
         sent: SentHandoffStore,
         notices: NoticeBoard,
-        prompts: Prompts,
+        prompts: Templates,
         policy: TrackerPolicy,
         metrics: A2AMetrics | None = None,
     ) -> None:

@@ -17,7 +17,7 @@ from a2a_bridge.peer_client import PeerClient
 from bot.handoff_tracker import HandoffTracker
 from bot.identity import TurnIdentity
 from bot.manifest import short_description
-from bot.prompts import Prompts
+from bot.prompts import Templates
 from bot.store.consent import ConsentChoice, ConsentStore, PendingHandoff
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ class HandoffSender:
         peers: PeerClient,
         tracker: HandoffTracker,
         consent: ConsentStore,
-        prompts: Prompts,
+        prompts: Templates,
         consent_mode: ConsentMode = "never",
     ) -> None:
         self.bot_name = bot_name

@@ -14,10 +14,17 @@ from bot.offline_model import OfflineChatClient
 _UNUSED_API_KEY = "not-needed"
 
 
-def build_chat_client(settings: Settings, peers: Callable[[], list[PeerProfile]]) -> SupportsChatGetResponse:
+def build_chat_client(
+    settings: Settings,
+    peers: Callable[[], list[PeerProfile]],
+    description: Callable[[], str] | None = None,
+) -> SupportsChatGetResponse:
+    """``description``: this bot's current description (the live persona's), for the offline model."""
     if settings.model_provider == "offline":
         return OfflineChatClient(
-            bot_name=settings.bot_name, bot_description=settings.bot_description, peers=peers
+            bot_name=settings.bot_name,
+            description=description or (lambda: settings.bot_description),
+            peers=peers,
         )
     # Imported here: the OpenAI SDK costs ~14 MB resident, which an offline bot does not need.
     from agent_framework.openai import OpenAIChatCompletionClient

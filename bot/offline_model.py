@@ -49,23 +49,38 @@ def keywords(text: str) -> set[str]:
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+    """Plural to singular, well enough to match "phones" with "phone" and "policies" with "policy"
+    while leaving "business", "status" and "analysis" alone."""
+    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word
 
 
 class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], BaseChatClient[Any]):
     OTEL_PROVIDER_NAME = "offline"
 
     def __init__(
-        self, *, bot_name: str, bot_description: str, peers: Callable[[], list[PeerProfile]], **kwargs: Any
+        self,
+        *,
+        bot_name: str,
+        description: Callable[[], str],
+        peers: Callable[[], list[PeerProfile]],
+        **kwargs: Any,
     ) -> None:
+        """``description`` and ``peers`` are read at every call: the persona may be reloaded, and
+        peers come and go."""
         super().__init__(**kwargs)
         self._bot_name = bot_name
-        self._own_keywords = keywords(bot_description)
-        self._bot_description = bot_description
+        self._description = description
         self._peers = peers
+
+    @property
+    def _bot_description(self) -> str:
+        return self._description()
 
     async def _inner_get_response(
         self, *, messages: Sequence[Message], stream: bool, options: Mapping[str, Any], **kwargs: Any
@@ -112,7 +127,7 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
             return Message("assistant", [call])
         offered = _offered_peers(options, HANDOFF_TOOL_NAME)
         asked = keywords(text)
-        own_score = len(asked & self._own_keywords)
+        own_score = len(asked & keywords(self._bot_description))
         best: tuple[int, str] | None = None
         for peer in self._peers():
             if peer.name not in offered:

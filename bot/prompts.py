@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Protocol
 
 from a2a_bridge.card_cache import PeerProfile
 from a2a_bridge.handoff import ReasonCode
@@ -46,13 +47,28 @@ class PromptError(Exception):
     pass
 
 
+class Templates(Protocol):
+    """Anything that renders a named template: the loaded ``Prompts``, or the live persona."""
+
+    def render(self, name: str, **values: str) -> str: ...
+
+
+def prompts_directory(configured: Path | None = None) -> Path:
+    """PROMPTS_DIR if set, else the prompts installed with the bot (``prompts/`` in a checkout)."""
+    if configured is not None:
+        return configured
+    return Path(str(resources.files(PROMPTS_PACKAGE)))
+
+
 @dataclass(frozen=True)
 class Prompts:
     templates: dict[str, str]
 
     @classmethod
     def load(cls, directory: Traversable | Path | None = None) -> Prompts:
-        directory = directory if directory is not None else resources.files(PROMPTS_PACKAGE)
+        directory = directory if directory is not None else prompts_directory()
+        if isinstance(directory, Path) and not directory.is_dir():
+            raise PromptError(f"PROMPTS_DIR: {directory} is not a directory")
         templates = {}
         for name, allowed in _PLACEHOLDERS.items():
             path = directory / f"{name}.txt"

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from a2a.types import AgentCard
@@ -37,6 +38,7 @@ from bot.inbound import ActivityGate
 from bot.model_client import build_chat_client
 from bot.notices import NoticeBoard
 from bot.observability import BotMetrics
+from bot.persona import Persona, PersonaSource, Words
 from bot.prompts import Prompts
 from bot.store import Store
 from bot.teams import TeamsSurface
@@ -54,12 +56,20 @@ class BotService:
     metrics: BotMetrics
     jobs: HandoffJobs
     tracker: HandoffTracker
+    persona: Persona
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
-    """Build every part of one bot instance; close what needs closing on the way out."""
-    prompts = Prompts.load()
+async def running_bot(settings: Settings, env_file: str | Path | None = None) -> AsyncIterator[BotService]:
+    """Build every part of one bot instance; close what needs closing on the way out.
+
+    ``env_file``: the file the settings came from, read again when the persona is reloaded."""
+    source = PersonaSource(settings, Path(env_file) if env_file is not None else None)
+    persona = Persona(
+        bot_name=settings.bot_name,
+        words=Words(description=settings.bot_description, prompts=Prompts.load(source.prompts_dir)),
+        source=source,
+    )
     metrics = BotMetrics()
     store = await Store.open(
         settings.resolved_state_url,
@@ -71,16 +81,23 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     try:
-        service = await _build(settings, prompts, metrics, store, http)
+        service = await _build(settings, persona, metrics, store, http)
         # Finish what a previous run (or a dead replica) left: handoffs received, handoffs sent.
         sweeping = asyncio.create_task(
             service.jobs.sweep_forever(every=max(settings.handoff_lease_seconds / 2, 0.2)),
             name="handoff-sweep",
         )
         await service.tracker.resume()
+        watching = (
+            asyncio.create_task(persona.watch(), name="persona-watch") if settings.persona_watch else None
+        )
         try:
             yield service
         finally:
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
             await service.turns.drain(settings.shutdown_grace_seconds)
             await service.jobs.drain(settings.shutdown_grace_seconds)
             sweeping.cancel()
@@ -93,7 +110,7 @@ async def running_bot(settings: Settings) -> AsyncIterator[BotService]:
 
 
 async def _build(
-    settings: Settings, prompts: Prompts, metrics: BotMetrics, store: Store, http: httpx.AsyncClient
+    settings: Settings, persona: Persona, metrics: BotMetrics, store: Store, http: httpx.AsyncClient
 ) -> BotService:
     secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
     signer = SharedSecretSigner(secret, settings.bot_name) if secret else None
@@ -112,7 +129,7 @@ async def _build(
         peers=peers,
         sent=store.sent,
         notices=NoticeBoard(app=teams, bot_name=settings.bot_name, observe=metrics.observe_connector),
-        prompts=prompts,
+        prompts=persona,
         policy=TrackerPolicy(
             push_url=f"{settings.a2a_url}/push",
             wait_seconds=settings.handoff_wait_seconds,
@@ -126,14 +143,12 @@ async def _build(
         peers=peers,
         tracker=tracker,
         consent=store.consent,
-        prompts=prompts,
+        prompts=persona,
         consent_mode=settings.handoff_consent,
     )
     agent = BotAgent(
-        bot_name=settings.bot_name,
-        bot_description=settings.bot_description,
-        client=build_chat_client(settings, peers.available),
-        prompts=prompts,
+        persona=persona,
+        client=build_chat_client(settings, peers.available, lambda: persona.description),
         peers=peers,
         history=store.history,
         sender=sender,
@@ -143,11 +158,10 @@ async def _build(
     metrics.turns_in_flight.set_function(lambda: turns.in_flight)
     TeamsSurface(
         bot_name=settings.bot_name,
-        bot_description=settings.bot_description,
         agent=agent,
         sender=sender,
         store=store,
-        prompts=prompts,
+        persona=persona,
         turns=turns,
         tenant_allowlist=settings.tenant_allowlist,
         observe=metrics.observe_connector,
@@ -194,7 +208,7 @@ async def _build(
     )
     web.router.routes.extend(
         a2a_routes(
-            card=_card(settings, secret),
+            card=_live_card(settings, secret, persona),
             executor=executor,
             door=door,
             task_store=store.a2a_tasks,
@@ -213,6 +227,7 @@ async def _build(
         metrics=metrics,
         jobs=jobs,
         tracker=tracker,
+        persona=persona,
     )
     _add_health_routes(service)
     return service
@@ -236,32 +251,49 @@ def _peer_client(
             max_age=settings.peer_card_max_age_seconds, retry_after=settings.peer_retry_seconds
         ),
         interceptors=[PeerTokenInterceptor(signer)] if signer else [],
-        verifier=_peer_card_verifier(settings),
+        verifier=peer_card_verifier(settings),
     )
     peers = PeerClient(cards, policy=CallPolicy(timeout=settings.peer_timeout_seconds), metrics=metrics.a2a)
     metrics.a2a.watch_breakers(peers.breaker_states)
     return peers
 
 
-def _card(settings: Settings, secret: str | None) -> AgentCard:
-    card = build_agent_card(
-        name=settings.bot_name,
-        description=settings.bot_description,
-        a2a_url=settings.a2a_url,
-        requires_bearer_token=secret is not None,
-    )
+def _live_card(settings: Settings, secret: str | None, persona: Persona) -> Callable[[], AgentCard]:
+    """The card for the persona's current description: made (and signed) once per description."""
     path = settings.agent_card_signing_key_file
-    if path is None:
-        return card
     try:
-        return sign_card(card, private_key_pem=path.read_bytes(), kid=settings.bot_name)
+        signing_key = path.read_bytes() if path is not None else None
     except OSError:
         raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {path} cannot be read") from None
-    except CardKeyError as error:
-        raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {error}") from None
+    made: dict[str, AgentCard] = {}
+
+    def card_for(description: str) -> AgentCard:
+        card = build_agent_card(
+            name=settings.bot_name,
+            description=description,
+            a2a_url=settings.a2a_url,
+            requires_bearer_token=secret is not None,
+        )
+        if signing_key is None:
+            return card
+        try:
+            return sign_card(card, private_key_pem=signing_key, kid=settings.bot_name)
+        except CardKeyError as error:
+            raise ConfigError(f"AGENT_CARD_SIGNING_KEY_FILE: {error}") from None
+
+    def current() -> AgentCard:
+        description = persona.description
+        if description not in made:
+            card = card_for(description)
+            made.clear()
+            made[description] = card
+        return made[description]
+
+    current()  # a bad signing key stops start-up, not a card request
+    return current
 
 
-def _peer_card_verifier(settings: Settings) -> Callable[[AgentCard], None] | None:
+def peer_card_verifier(settings: Settings) -> Callable[[AgentCard], None] | None:
     if not settings.peer_card_public_key_files:
         return None
     try:

@@ -20,7 +20,7 @@ from bot.agent import BotAgent, TurnResult
 from bot.consent import consent_card, consent_choice
 from bot.handoffs import HandoffSender
 from bot.identity import TurnIdentity, identity_of
-from bot.prompts import Prompts
+from bot.persona import Persona
 from bot.retry import CONNECTOR_UNREACHABLE, Observer, call_connector
 from bot.speaker import speaker_line
 from bot.store import Store, StoreError
@@ -38,11 +38,10 @@ class TeamsSurface:
     """What the Teams handlers need; built once by the service."""
 
     bot_name: str
-    bot_description: str
     agent: BotAgent
     sender: HandoffSender
     store: Store
-    prompts: Prompts
+    persona: Persona
     turns: TurnRunner
     tenant_allowlist: list[str]
     observe: Observer | None = None
@@ -61,8 +60,8 @@ class TeamsSurface:
             try:
                 if not await self.store.activities.accept(f"welcome:{user}", activity.conversation.id):
                     return
-                text = self.prompts.render(
-                    "welcome", bot_name=self.bot_name, bot_description=self.bot_description
+                text = self.persona.render(
+                    "welcome", bot_name=self.bot_name, bot_description=self.persona.description
                 )
                 await self._say(ctx, text)
                 log.info("welcome_sent")
@@ -80,7 +79,7 @@ class TeamsSurface:
                 log.warning("reply_failure", reason=type(error).__name__)
             except StoreError:
                 log.exception("store_failure")
-                await _best_effort(self._say(ctx, self.prompts.render("turn_failed", bot_name=self.bot_name)))
+                await _best_effort(self._say(ctx, self.persona.render("turn_failed", bot_name=self.bot_name)))
 
     async def _say(
         self, ctx: ActivityContext[MessageActivity] | ActivityContext[InstalledActivity], text: str
@@ -150,7 +149,7 @@ class TeamsSurface:
                 result = await self.agent.run_user_turn(identity, text)
         except Exception:
             log.exception("turn_failure")
-            result = TurnResult(reply=self.prompts.render("turn_failed", bot_name=self.bot_name))
+            result = TurnResult(reply=self.persona.render("turn_failed", bot_name=self.bot_name))
         try:
             if result.reply is None:
                 pass  # a handoff: its notice is in the chat already

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import structlog
 from agent_framework import (
@@ -21,8 +21,8 @@ from agent_framework import (
 )
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from a2a_bridge.peer_client import PeerClient
-from bot.handoffs import AwaitingConsent, Declined, HandedOff, HandoffDecision, HandoffSender
+from a2a_bridge.peer_client import PeerAnswer
+from bot.handoffs import AwaitingConsent, Declined, HandedOff, HandoffDecision
 from bot.identity import TurnIdentity
 
 log = structlog.get_logger(__name__)
@@ -31,6 +31,21 @@ HANDOFF_TOOL_NAME = "handoff_to_peer"
 ASK_TOOL_NAME = "ask_peer"
 TURN_KEY = "turn"
 MAX_QUESTION_CHARS = 4000
+
+
+class HandoffRequests(Protocol):
+    """What the handoff tool asks of the sender (bot.handoffs.HandoffSender, or the routing check's
+    recorder, which carries nothing out)."""
+
+    bot_name: str
+
+    async def request(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffDecision: ...
+
+    def tool_result(self, decision: HandedOff) -> str: ...
+
+
+class PeerQuestions(Protocol):
+    async def ask(self, peer_name: str, question: str) -> PeerAnswer: ...
 
 
 @dataclass
@@ -73,7 +88,7 @@ def _peer_input(name: str, field: str, field_description: str, peers: Sequence[s
     )
 
 
-def handoff_tool(sender: HandoffSender, description: str, peers: Sequence[str]) -> FunctionTool:
+def handoff_tool(sender: HandoffRequests, description: str, peers: Sequence[str]) -> FunctionTool:
     async def handoff_to_peer(peer: str, summary: str, ctx: FunctionInvocationContext) -> str:
         turn = turn_of(ctx)
         async with turn.deciding:
@@ -96,7 +111,7 @@ def handoff_tool(sender: HandoffSender, description: str, peers: Sequence[str]) 
     )
 
 
-def ask_tool(peers: PeerClient, description: str, peer_names: Sequence[str]) -> FunctionTool:
+def ask_tool(peers: PeerQuestions, description: str, peer_names: Sequence[str]) -> FunctionTool:
     async def ask_peer(peer: str, question: str) -> str:
         log.info("ask_peer", peer=peer)
         answer = await peers.ask(peer, question.strip()[:MAX_QUESTION_CHARS])

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class BotProcess:
     name: str
     settings: dict[str, str]
     cwd: Path
+    args: tuple[str, ...] = ()
+    """Command-line arguments after ``python -m bot`` (e.g. ``--env-file``)."""
     _sock: socket.socket | None = field(default_factory=listening_socket)
     port: int = 0
     process: asyncio.subprocess.Process | None = None
@@ -69,6 +72,7 @@ class BotProcess:
         sock = self._sock or listening_socket(self.port)
         self._sock = None
         launch = bot_launch(
+            *self.args,
             sock=sock,
             settings={
                 "BOT_NAME": self.name,
@@ -111,6 +115,11 @@ class BotProcess:
         async with asyncio.timeout(within), self._logged:
             await self._logged.wait_for(lambda: bool(self.events(name)))
         return self.events(name)[0]
+
+    async def wait_until(self, check: Callable[[BotProcess], bool], within: float = 30) -> None:
+        """Wait until ``check`` holds of this process (its log, typically)."""
+        async with asyncio.timeout(within), self._logged:
+            await self._logged.wait_for(lambda: check(self))
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [entry for entry in self.log if entry.get("event") == name]
