@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
-from tests.harness import RunningBot, started_bot
+from tests.harness import LoopbackServer, RunningBot, started_bot
 from tests.processes import process_env, spawn_bot
+from tests.standins.openai_server import StandInOpenAI, call_tool, last_message, say
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE_CASES = ROOT / "prompts" / "routing" / "alice.yaml"
@@ -31,10 +33,10 @@ def row(out: str, number: int) -> list[str]:
 
 
 async def routes(
-    *args: str, peer: RunningBot | None, env_file: str = "env/alice.local.env"
+    *args: str, peer: RunningBot | None, env_file: str = "env/alice.local.env", **settings: str
 ) -> tuple[int, str, str]:
     """Run the routing check as an author would; its exit code, standard output and standard error."""
-    settings = {"PEER_URLS": peer.url if peer is not None else "http://127.0.0.1:9"}
+    settings["PEER_URLS"] = peer.url if peer is not None else "http://127.0.0.1:9"
     process = await spawn_bot("routes", "--env-file", env_file, *args, cwd=ROOT, env=process_env(**settings))
     stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
@@ -128,3 +130,42 @@ async def test_the_routes_command_needs_a_cases_file() -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert b"a cases file goes with the routes command" in stderr
+
+
+async def test_a_configured_model_routes_the_cases_and_sees_the_candidate_description(
+    state_dir: Path, tmp_path: Path, llm_server: tuple[StandInOpenAI, LoopbackServer]
+) -> None:
+    """The check runs the model the env file configures: the model's own tool call decides, and the
+    candidate's words are what it reads."""
+    llm, server = llm_server
+
+    def routing_model(request: dict[str, Any]) -> dict[str, Any]:
+        text = str(last_message(request)["content"])
+        if last_message(request)["role"] == "tool":
+            return say("Bob will take it from here.")
+        return call_tool("handoff_to_peer", peer="Bob", summary=text) if "laptop" in text else say("Sure.")
+
+    llm.script("routing-model", routing_model)
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(
+        "cases:\n"
+        "  - {message: Book me a train to Paris, expect: Alice}\n"
+        "  - {message: My laptop is broken, expect: Bob}\n"
+    )
+    candidate = tmp_path / "alice.txt"
+    candidate.write_text("Trains, and nothing but trains.")
+    model = {
+        "OPENAI_BASE_URL": f"{server.url}/v1",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_MODEL": "routing-model",
+    }
+    async with started_bot("Bob", shipped_description("bob"), state_dir=state_dir) as bob:
+        code, out, err = await routes(
+            str(cases), "--compare", str(candidate), "--min-accuracy", "100%", peer=bob, **model
+        )
+        assert bob.a2a_calls == 0
+    assert code == 0, out + err
+    assert "after:  2/2 = 100.0% (threshold 100%: pass)" in out
+    systems = [request["messages"][0]["content"] for request in llm.requests_for("routing-model")]
+    assert any("Your specialty: Trains, and nothing but trains." in s for s in systems)
+    assert all(shipped_description("bob") in s for s in systems), "the peer's live card is in every run"
