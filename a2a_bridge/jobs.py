@@ -22,6 +22,7 @@ from a2a.types import Task
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
+from a2a_bridge.push import PushTarget
 from a2a_bridge.tasks import TaskRef, save_final
 from a2a_bridge.telemetry import A2AMetrics
 
@@ -36,6 +37,8 @@ class HandoffJob:
     """The authenticated peer, ``""`` for an anonymous one (local development)."""
     task_id: str
     context_id: str
+    push: PushTarget | None = None
+    """Where the caller asked to be told of the end (kept with the claim, for a takeover too)."""
 
     @property
     def ref(self) -> TaskRef:
@@ -86,7 +89,7 @@ class GreetingDelivery(Protocol):
 
 
 class TaskPusher(Protocol):
-    async def push(self, task: Task, caller: str) -> None: ...
+    async def push(self, task: Task, caller: str, requested: PushTarget | None = None) -> None: ...
 
 
 async def _persistently(what: str, write: Callable[[], Awaitable[T]], attempts: int = 5) -> T | None:
@@ -123,13 +126,17 @@ class HandoffJobs:
 
     def start(self, job: HandoffJob) -> asyncio.Task[HandoffOutcome]:
         """Run ``job`` in the background; the returned task ends with its outcome."""
-        running = self._running.get(job.handoff.handoff_id)
+        running = self._running.get(job.task_id)
         if running is None:
             fields = structlog.contextvars.get_contextvars()
             running = asyncio.create_task(self._run(job, fields), name=f"handoff:{job.handoff.handoff_id}")
-            self._running[job.handoff.handoff_id] = running
-            running.add_done_callback(lambda _: self._running.pop(job.handoff.handoff_id, None))
+            self._running[job.task_id] = running
+            running.add_done_callback(lambda _: self._running.pop(job.task_id, None))
         return running
+
+    def running(self, task_id: str) -> asyncio.Task[HandoffOutcome] | None:
+        """The job of this task, if it runs in this process."""
+        return self._running.get(task_id)
 
     @property
     def in_flight(self) -> int:
@@ -178,7 +185,7 @@ class HandoffJobs:
                 "save_task", lambda: save_final(self._task_store, job.ref, job.caller, outcome, job.handoff)
             )
             if self._pusher is not None and task is not None:
-                await self._pusher.push(task, job.caller)
+                await self._pusher.push(task, job.caller, job.push)
             return outcome
 
     async def _deliver(self, job: HandoffJob) -> HandoffOutcome:

@@ -45,6 +45,7 @@ from a2a_bridge.answers import (
 from a2a_bridge.breaker import BreakerState, CircuitBreaker
 from a2a_bridge.card_cache import PeerCards, PeerProfile
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
+from a2a_bridge.push import PushTarget
 from a2a_bridge.telemetry import A2AMetrics, Stopwatch, tracer
 
 log = structlog.get_logger(__name__)
@@ -57,14 +58,6 @@ class CallPolicy:
     attempts: int = 3
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
-
-
-@dataclass(frozen=True)
-class PushTarget:
-    """Where, and with which token, the peer should post the end of a handoff's task."""
-
-    url: str
-    token: str
 
 
 @dataclass(frozen=True)

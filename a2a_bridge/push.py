@@ -1,7 +1,8 @@
 """Telling a caller that its handoff task ended: an A2A push notification, sent by the receiver.
 
-The caller names a URL and a token for the task when it sends the handoff; a2a-sdk's handler keeps
-them in the push-configuration store. When the task ends (in whichever replica finishes it) the
+The caller names a URL and a token for the task when it sends the handoff; they are kept with the
+handoff in the ledger (and in a2a-sdk's push-configuration store, where a caller may add more
+later). When the task ends (in whichever replica finishes it) the
 ended task is posted to that URL as a ``StreamResponse``, with the caller's token in
 ``X-A2A-Notification-Token`` and, when peers authenticate, a bearer token signed by this bot for
 that caller, as on ``/a2a``. A URL is only posted to if its origin is the calling peer's own (its
@@ -12,7 +13,9 @@ push that never arrives is covered by the caller polling ``GetTask``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import httpx
 import structlog
@@ -28,6 +31,24 @@ from a2a_bridge.redirects import origin_of
 log = structlog.get_logger(__name__)
 
 NOTIFICATION_TOKEN_HEADER = "X-A2A-Notification-Token"
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Where, and with which token, the end of a handoff's task is to be posted."""
+
+    url: str
+    token: str
+
+    def to_json(self) -> str:
+        return json.dumps({"url": self.url, "token": self.token})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> PushTarget | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(url=str(data["url"]), token=str(data.get("token") or ""))
 
 
 class PushOrigins:
@@ -67,13 +88,17 @@ class PushNotifier:
         self._signer = signer
         self._attempts = attempts
 
-    async def push(self, task: Task, caller: str) -> None:
-        """Best effort by design: a failure is logged; the caller's polling covers it."""
+    async def push(self, task: Task, caller: str, requested: PushTarget | None = None) -> None:
+        """Post the task to the target the handoff asked for and to any set later through the
+        A2A push-configuration methods. Best effort by design: a failure is logged; the caller's
+        polling covers it."""
+        targets = [requested] if requested is not None else []
         try:
-            targets = await self._configs.get_info_for_dispatch(task.id)
+            stored = await self._configs.get_info_for_dispatch(task.id)
         except Exception:
             log.exception("push_config_unreadable", a2a_task_id=task.id)
-            return
+            stored = []
+        targets += [PushTarget(c.url, c.token) for c in stored if all(c.url != t.url for t in targets)]
         body = MessageToDict(StreamResponse(task=task))
         for target in targets:
             if not self._origins.allows(target.url, caller):

@@ -77,6 +77,26 @@ class TaskRef:
     context_id: str
 
 
+def outcome_message(outcome: HandoffOutcome, context_id: str) -> Message:
+    """A handoff's answer without a task (a refusal): the typed outcome and its text."""
+    return Message(
+        role=Role.ROLE_AGENT,
+        message_id=str(uuid.uuid4()),
+        context_id=context_id,
+        parts=[new_data_part(outcome.to_wire()), new_text_part(outcome_text(outcome))],
+    )
+
+
+_NEW_TASK = "handoff_new_task_id"
+
+
+def mark_new(context: ServerCallContext, task_id: str) -> None:
+    """The ledger has just given this request a handoff, so its task cannot exist yet: until the
+    task is first saved, the SDK's reads of it within this request are answered without the
+    database (it reads twice before the executor runs)."""
+    context.state[_NEW_TASK] = task_id
+
+
 def task_of(ref: TaskRef, status: TaskStatus, first_message: Message | None = None) -> Task:
     task = Task(id=ref.task_id, context_id=ref.context_id, status=status)
     if first_message is not None:
@@ -108,11 +128,14 @@ async def save_final(
 ) -> Task:
     """The ended task, written over the working one (its history kept)."""
     context = caller_context(caller)
-    task = await store.get(ref.task_id, context)
-    if task is None:
-        task = task_of(ref, final_status(outcome, ref.task_id, ref.context_id))
-    else:
-        task.status.CopyFrom(final_status(outcome, ref.task_id, ref.context_id))
+    task = task_of(ref, final_status(outcome, ref.task_id, ref.context_id))
+    if isinstance(store, HandoffTaskStore):
+        await store.save(task, context, status_only=True)
+        return task
+    stored = await store.get(ref.task_id, context)
+    if stored is not None:
+        stored.status.CopyFrom(task.status)
+        task = stored
     await store.save(task, context)
     return task
 
@@ -139,12 +162,17 @@ class HandoffTaskStore(DatabaseTaskStore):
     database itself, so replicas cannot race past it. (The SDK's ORM ``merge`` reads before it
     writes, several times per handoff; a handoff saves and reads its task a few times.)"""
 
-    async def save(self, task: Task, context: ServerCallContext) -> None:
+    async def save(self, task: Task, context: ServerCallContext, *, status_only: bool = False) -> None:
+        """``status_only``: a task already stored keeps all but its status (the ended task is
+        written without reading the working one first)."""
+        if context.state.get(_NEW_TASK) == task.id:
+            del context.state[_NEW_TASK]
         await self._ensure_initialized()
         table = self.task_model.__table__
         values = self._row(task, self.owner_resolver(context))
         insert = _upsert_for(self.engine.dialect.name)(table).values(**values)
-        changes = {name: insert.excluded[name] for name in values if name != "id"}
+        changed = ("status", "last_updated") if status_only else tuple(values.keys() - {"id"})
+        changes = {name: insert.excluded[name] for name in changed}
         keep_ended = table.c.status["state"].as_string().not_in(TERMINAL_NAMES)
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.id],
@@ -155,6 +183,8 @@ class HandoffTaskStore(DatabaseTaskStore):
             await connection.execute(statement)
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
+        if context.state.get(_NEW_TASK) == task_id:
+            return None
         await self._ensure_initialized()
         table = self.task_model.__table__
         async with self.engine.connect() as connection:

@@ -24,7 +24,8 @@ from a2a.types import StreamResponse, Task
 
 from a2a_bridge.answers import CallFailure, FailureKind, InProgress, outcome_from_answer
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
-from a2a_bridge.peer_client import PeerClient, PushTarget
+from a2a_bridge.peer_client import PeerClient
+from a2a_bridge.push import PushTarget
 from a2a_bridge.push_inbox import PushVerdict
 from a2a_bridge.telemetry import A2AMetrics
 from bot.identity import TurnIdentity

@@ -17,6 +17,7 @@ from microsoft_teams.apps import App, FastAPIAdapter
 from microsoft_teams.common.http import ClientOptions
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from a2a_bridge.admission import HandoffAdmission
 from a2a_bridge.agent_card import build_agent_card
 from a2a_bridge.auth import PeerTokenInterceptor, SharedSecretSigner, SharedSecretVerifier
 from a2a_bridge.card_cache import CardPolicy, PeerCards
@@ -187,7 +188,7 @@ async def _build(
         ),
         metrics=metrics.a2a,
     )
-    executor = HandoffAgentExecutor(
+    admission = HandoffAdmission(
         policy=HandoffPolicy(
             receiver_name=settings.bot_name,
             max_hops=settings.max_handoff_hops,
@@ -195,11 +196,10 @@ async def _build(
             allow_loopback_service_urls=settings.local_development,
             tenant_allowlist=tuple(settings.tenant_allowlist),
         ),
-        jobs=jobs,
         ledger=store.handoffs,
-        consultant=agent,
         metrics=metrics.a2a,
     )
+    executor = HandoffAgentExecutor(admission=admission, jobs=jobs, consultant=agent)
     door = A2ADoor(
         max_body_bytes=settings.max_request_bytes,
         verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
@@ -210,6 +210,8 @@ async def _build(
         a2a_routes(
             card=_live_card(settings, secret, persona),
             executor=executor,
+            admission=admission,
+            jobs=jobs,
             door=door,
             task_store=store.a2a_tasks,
             push_configs=store.a2a_push_configs,

@@ -1,7 +1,8 @@
 """The handoff ledger (``a2a_bridge.jobs.HandoffLedger``): each received handoff is carried out once.
 
-A claim is an INSERT that only one request, in any replica, can win; it stores what another replica
-needs to finish the handoff if the winner dies (the handoff, the caller, the A2A task). The owner
+A handoff is known by its caller and its id (senders choose ids, and may repeat another's). A claim
+is an INSERT that only one request, in any replica, can win; it stores what another replica needs
+to finish the handoff if the winner dies (the handoff, the A2A task, where to push its end). The owner
 renews its lease while it works; a handoff pending past its lease is taken over, by one replica,
 with a conditional UPDATE.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
 from a2a_bridge.jobs import Busy, Claim, Claimed, Finished, HandoffJob
+from a2a_bridge.push import PushTarget
 from bot.store.clock import aware, now
 from bot.store.errors import translated
 from bot.store.schema import handoffs
@@ -59,6 +61,7 @@ class HandoffLedgerStore:
                         payload=handoff.model_dump_json(by_alias=True),
                         task_id=job.task_id,
                         context_id=job.context_id,
+                        push_target=job.push.to_json() if job.push is not None else None,
                     )
                 )
         except IntegrityError:
@@ -69,9 +72,7 @@ class HandoffLedgerStore:
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(
-                    select(handoffs.c.status, handoffs.c.outcome, handoffs.c.task_id).where(
-                        handoffs.c.handoff_id == job.handoff.handoff_id
-                    )
+                    select(handoffs.c.status, handoffs.c.outcome, handoffs.c.task_id).where(_this(job))
                 )
             ).first()
         if row is None:
@@ -88,9 +89,7 @@ class HandoffLedgerStore:
         with translated("renewing the handoff lease"):
             async with self._engine.begin() as connection:
                 await connection.execute(
-                    handoffs.update()
-                    .where(handoffs.c.handoff_id == job.handoff.handoff_id, handoffs.c.status == PENDING)
-                    .values(updated_at=now())
+                    handoffs.update().where(_this(job), handoffs.c.status == PENDING).values(updated_at=now())
                 )
 
     async def take_over_expired(self) -> list[HandoffJob]:
@@ -108,6 +107,7 @@ class HandoffLedgerStore:
                             handoffs.c.payload,
                             handoffs.c.task_id,
                             handoffs.c.context_id,
+                            handoffs.c.push_target,
                         ).where(handoffs.c.status == PENDING, handoffs.c.updated_at < cutoff)
                     )
                 ).all()
@@ -120,6 +120,7 @@ class HandoffLedgerStore:
                         handoffs.update()
                         .where(
                             handoffs.c.handoff_id == row.handoff_id,
+                            handoffs.c.caller == row.caller,
                             handoffs.c.status == PENDING,
                             handoffs.c.updated_at == row.updated_at,
                         )
@@ -130,9 +131,10 @@ class HandoffLedgerStore:
                     taken.append(
                         HandoffJob(
                             handoff=HandoffMessage.model_validate_json(row.payload),
-                            caller=row.caller or "",
+                            caller=row.caller,
                             task_id=row.task_id or "",
                             context_id=row.context_id or "",
+                            push=PushTarget.from_json(row.push_target),
                         )
                     )
             return taken
@@ -142,10 +144,14 @@ class HandoffLedgerStore:
             async with self._engine.begin() as connection:
                 await connection.execute(
                     handoffs.update()
-                    .where(handoffs.c.handoff_id == job.handoff.handoff_id)
+                    .where(_this(job))
                     .values(
                         status=outcome.status.value,
                         outcome=outcome.model_dump_json(by_alias=True),
                         updated_at=now(),
                     )
                 )
+
+
+def _this(job: HandoffJob) -> ColumnElement[bool]:
+    return and_(handoffs.c.handoff_id == job.handoff.handoff_id, handoffs.c.caller == job.caller)

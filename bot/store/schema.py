@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, S
 from sqlalchemy.orm import DeclarativeBase
 
 # The revision a database must be at for this release; ``migrations/versions`` ends here.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 # Written into the old ``schema_info`` table too, so a release from before migrations refuses a
 # database this one has upgraded (it reads that number) instead of writing to it blindly.
 LEGACY_SCHEMA_VERSION = 2
@@ -36,7 +36,9 @@ history_messages = Table(
 handoffs = Table(
     "handoffs",
     metadata,
+    # Since 0004 keyed by the caller too: handoff ids are chosen by senders, who may repeat another's.
     Column("handoff_id", String(100), primary_key=True),
+    Column("caller", String(100), primary_key=True),
     Column("from_bot", String(100), nullable=False),
     Column("to_bot", String(100), nullable=False),
     Column("aad_object_id", String(100), nullable=False),
@@ -46,10 +48,11 @@ handoffs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Since 0003: what a replica needs to take over a handoff whose owner died.
-    Column("caller", String(100), nullable=True),
     Column("payload", Text, nullable=True),
     Column("task_id", String(36), nullable=True),
     Column("context_id", String(36), nullable=True),
+    # Since 0004: where the caller asked to be told of the end (a2a_bridge.push.PushTarget as JSON).
+    Column("push_target", Text, nullable=True),
 )
 sent_handoffs = Table(
     "sent_handoffs",
