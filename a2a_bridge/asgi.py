@@ -6,6 +6,7 @@ Nothing in it knows about A2A or Teams.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -39,14 +40,25 @@ def header(scope: Scope, name: bytes) -> str:
     return ""
 
 
+BODY_DEADLINE_SECONDS = 10.0
+"""How long a client may take to send a body: a stalled upload does not hold its memory for long."""
+
+
 class BodyTooLarge(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
 
 
-async def read_capped_body(scope: Scope, receive: Receive, max_bytes: int | None) -> bytes:
-    """The whole request body, or ``BodyTooLarge`` as soon as it (declared or streamed) passes the cap.
+class BodyTooSlow(Exception):
+    pass
+
+
+async def read_capped_body(
+    scope: Scope, receive: Receive, max_bytes: int | None, *, deadline: float = BODY_DEADLINE_SECONDS
+) -> bytes:
+    """The whole request body; ``BodyTooLarge`` as soon as it (declared or streamed) passes the cap,
+    ``BodyTooSlow`` if it has not all come within ``deadline`` seconds.
 
     ``max_bytes=None`` reads what is left without a cap: only behind a middleware that capped it."""
     max_bytes = max_bytes if max_bytes is not None else sys.maxsize
@@ -55,17 +67,41 @@ async def read_capped_body(scope: Scope, receive: Receive, max_bytes: int | None
         raise BodyTooLarge(int(declared))
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge(size)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    try:
+        async with asyncio.timeout(deadline):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > max_bytes:
+                    raise BodyTooLarge(size)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise BodyTooSlow() from None
+    return b"".join(chunks)
+
+
+async def read_prefix(receive: Receive, max_bytes: int, *, deadline: float) -> bytes:
+    """At most the first ``max_bytes`` of the body, whatever has come within ``deadline``."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(deadline):
+            while size < max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunk = message.get("body", b"")[: max_bytes - size]
+                size += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        pass
     return b"".join(chunks)
 
 

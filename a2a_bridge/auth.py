@@ -21,7 +21,7 @@ from a2a.client.client import ClientCallContext
 from a2a.client.interceptors import AfterArgs, BeforeArgs, ClientCallInterceptor
 from starlette.authentication import SimpleUser
 
-from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, read_capped_body, send_json
+from a2a_bridge.asgi import ASGIApp, Receive, Scope, Send, header, read_prefix, send_json
 from a2a_bridge.limits import jsonrpc_error, request_id_of
 
 log = structlog.get_logger(__name__)
@@ -32,6 +32,7 @@ _ALGORITHM = "HS256"
 # Outside A2A's own codes (-32001..-32009 name task and protocol errors), in JSON-RPC's range for
 # implementation-defined server errors.
 UNAUTHENTICATED_CODE = -32099
+ID_PREFIX_BYTES = 4096
 
 
 class TokenSigner(Protocol):
@@ -93,6 +94,12 @@ class SharedSecretVerifier:
             raise InvalidPeerToken(f"missing claim {error.claim}") from None
         except jwt.PyJWTError as error:
             raise InvalidPeerToken(f"malformed token ({type(error).__name__})") from None
+        # PyJWT reads a numeric string as a time; this verifier does not: every claim has its type.
+        numbers = [claims[name] for name in ("exp", "iat")]
+        if any(isinstance(value, bool) or not isinstance(value, int | float) for value in numbers):
+            raise InvalidPeerToken("exp and iat must be numbers")
+        if not all(isinstance(claims[name], str) and claims[name] for name in ("iss", "jti")):
+            raise InvalidPeerToken("iss and jti must be non-empty strings")
         now = self._clock()
         if claims["exp"] - claims["iat"] > TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
             raise InvalidPeerToken("token lifetime too long")
@@ -153,8 +160,9 @@ class PeerAuthMiddleware:
         except InvalidPeerToken as refusal:
             client = scope.get("client") or ("?", 0)
             log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
-            # The body cap in front has read the (bounded) body already: its id answers the caller.
-            request_id = request_id_of(await read_capped_body(scope, receive, None))
+            # Refused on the headers alone: only the body's first bytes are read, briefly, so the
+            # answer can carry the request's id.
+            request_id = request_id_of(await read_prefix(receive, ID_PREFIX_BYTES, deadline=1.0))
             await send_json(
                 send,
                 401,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import Any
 import structlog
 
 from a2a_bridge.asgi import (
+    BODY_DEADLINE_SECONDS,
     ASGIApp,
     BodyTooLarge,
+    BodyTooSlow,
     Receive,
     Scope,
     Send,
@@ -26,9 +29,11 @@ from a2a_bridge.asgi import (
     replaying,
     send_json,
 )
+from a2a_bridge.json_limits import UnsafeJSON, check_json_bytes
 
 log = structlog.get_logger(__name__)
 
+PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 RATE_LIMITED_CODE = -32000
 CONTENT_TYPE_NOT_SUPPORTED = -32005
@@ -39,12 +44,26 @@ def jsonrpc_error(code: int, message: str, request_id: Any = None) -> dict[str, 
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
+# The id of a request whose body is not read in full: at the start, as JSON-RPC clients write it.
+_LEADING_ID = re.compile(
+    rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*("(?:[^"\\]|\\.){0,200}"|-?\d{1,15})\s*[,}]'
+)
+
+
 def request_id_of(body: bytes) -> str | int | None:
-    """The JSON-RPC id of a request body, when it can be read (for an error answered early)."""
+    """The JSON-RPC id of a request body, or of its first bytes, when it can be read (for an error
+    answered early)."""
     try:
+        check_json_bytes(body)
         request = json.loads(body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
+    except ValueError:
+        leading = _LEADING_ID.match(body)
+        if leading is None:
+            return None
+        try:
+            request = {"id": json.loads(leading.group(1))}
+        except ValueError:
+            return None
     request_id = request.get("id") if isinstance(request, dict) else None
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         return None
@@ -53,7 +72,8 @@ def request_id_of(body: bytes) -> str | int | None:
 
 class A2ABodyLimit:
     """415 for a POST whose body is not declared as JSON; 413 for one over ``max_bytes``, whether
-    declared or streamed."""
+    declared or streamed; 400 with -32700 for one outside ``json_limits`` (bad UTF-8, too deep,
+    numbers or strings too long), before anything parses it."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self._app = app
@@ -75,6 +95,16 @@ class A2ABodyLimit:
             log.warning("request_too_large", path="/a2a", bytes=error.size, limit=self._max)
             message = f"request body too large (limit {self._max} bytes)"
             await send_json(send, 413, jsonrpc_error(INVALID_REQUEST, message))
+            return
+        except BodyTooSlow:
+            log.warning("request_too_slow", path="/a2a", deadline_s=BODY_DEADLINE_SECONDS)
+            await send_json(send, 408, jsonrpc_error(INVALID_REQUEST, "request body not received in time"))
+            return
+        try:
+            check_json_bytes(body)
+        except UnsafeJSON as error:
+            log.warning("request_unparseable", path=scope.get("path", "/a2a"), reason=str(error))
+            await send_json(send, 400, jsonrpc_error(PARSE_ERROR, f"request body refused: {error}"))
             return
         await self._app(scope, replaying(body, receive), send)
 

@@ -206,10 +206,11 @@ def a2a_routes(
         admission=admission,
         jobs=jobs,
     )
+    # Who calls, then how often, decided on the headers; only then is the body read (and capped).
     middleware = [
-        Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
         Middleware(PeerAuthMiddleware, verifier=door.verifier),
         Middleware(CallerRateLimit, limiter=door.limiter),
+        Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
     ]
     if door.trace_requests:
         # Imported only with tracing on: the instrumentation costs memory and CPU per request.

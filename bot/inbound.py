@@ -15,8 +15,10 @@ from microsoft_teams.api import ActivityTypeAdapter
 from pydantic import ValidationError
 
 from a2a_bridge.asgi import (
+    BODY_DEADLINE_SECONDS,
     ASGIApp,
     BodyTooLarge,
+    BodyTooSlow,
     Receive,
     Scope,
     Send,
@@ -24,6 +26,7 @@ from a2a_bridge.asgi import (
     replaying,
     send_json,
 )
+from a2a_bridge.json_limits import UnsafeJSON, check_json_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +48,10 @@ class ActivityGate:
             log.warning("request_too_large", path=TEAMS_PATH, bytes=error.size, limit=self._max)
             await send_json(send, 413, {"error": f"request body too large (limit {self._max} bytes)"})
             return
+        except BodyTooSlow:
+            log.warning("request_too_slow", path=TEAMS_PATH, deadline_s=BODY_DEADLINE_SECONDS)
+            await send_json(send, 408, {"error": "request body not received in time"})
+            return
         problem = _problem(body)
         if problem is not None:
             log.warning("activity_rejected", reason=problem)
@@ -55,8 +62,11 @@ class ActivityGate:
 
 def _problem(body: bytes) -> str | None:
     try:
+        check_json_bytes(body)
         activity = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except UnsafeJSON as error:
+        return str(error)
+    except ValueError:
         return "body is not JSON"
     if not isinstance(activity, dict):
         return "body is not a JSON object"
@@ -75,11 +85,17 @@ def _problem(body: bytes) -> str | None:
 def _routing_problem(activity: dict[str, object]) -> str | None:
     """Replies go to ``serviceUrl`` under ``conversation.id``: both must make a sane URL."""
     service_url = activity.get("serviceUrl")
-    parts = urlsplit(service_url) if isinstance(service_url, str) else None
+    try:
+        parts = urlsplit(service_url) if isinstance(service_url, str) else None
+        host = parts.hostname if parts is not None else None
+        _ = parts.port if parts is not None else None
+    except ValueError:
+        parts, host = None, None
     if (
         parts is None
         or parts.scheme not in ("http", "https")
-        or not parts.netloc
+        or not host
+        or "@" in parts.netloc
         or not _printable(service_url)
     ):
         return "serviceUrl: must be an absolute http(s) URL"

@@ -111,6 +111,14 @@ class BotProcess:
             async with self._logged:
                 self._logged.notify_all()
 
+    def rss_mb(self) -> float:
+        """Resident memory now, from /proc (Linux)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     async def wait_for_event(self, name: str, within: float = 30) -> dict[str, Any]:
         async with asyncio.timeout(within), self._logged:
             await self._logged.wait_for(lambda: bool(self.events(name)))
