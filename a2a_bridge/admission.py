@@ -64,7 +64,8 @@ class HandoffAdmission:
         if refusal is not None:
             log.warning("handoff_rejected", reason=refusal)
             if self._metrics is not None:
-                self._metrics.handoffs_received.labels(handoff.from_, HandoffStatus.REJECTED.value).inc()
+                sender = self._metrics.peer_label(handoff.from_)
+                self._metrics.handoffs_received.labels(sender, HandoffStatus.REJECTED.value).inc()
             return Refused(
                 HandoffOutcome(
                     handoff_id=handoff.handoff_id,

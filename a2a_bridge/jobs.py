@@ -177,7 +177,8 @@ class HandoffJobs:
                 duration_ms=round((time.perf_counter() - started) * 1000),
             )
             if self._metrics is not None:
-                self._metrics.handoffs_received.labels(job.handoff.from_, outcome.status.value).inc()
+                sender = self._metrics.peer_label(job.handoff.from_)
+                self._metrics.handoffs_received.labels(sender, outcome.status.value).inc()
             # The user has been greeted (or not) by now: what follows must not be lost to a brief
             # store failure, or a takeover would greet them again.
             await _persistently("record_outcome", lambda: self._ledger.record_outcome(job, outcome))

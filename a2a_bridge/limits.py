@@ -10,11 +10,12 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from a2a_bridge.asgi import (
     BODY_DEADLINE_SECONDS,
@@ -109,35 +110,23 @@ class A2ABodyLimit:
         await self._app(scope, replaying(body, receive), send)
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
 class RateLimiter:
-    """A token bucket per caller: ``per_minute`` requests a minute on average, bursts up to the same."""
+    """``per_minute`` calls per caller in any moving minute (the ``limits`` library, in memory).
 
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate = per_minute / 60.0
-        self._capacity = float(per_minute)
-        self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
+    Each caller's window expires on its own a minute after its last call, so a flood of new
+    callers (sprayed addresses, made-up names) costs memory for a minute and resets nobody's limit.
+    Per process: with replicas, each allows ``per_minute`` (see the README)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._item = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def retry_after(self, caller: str) -> float:
         """0 when the call may go ahead (and is counted), else seconds until it may."""
-        now = self._clock()
-        bucket = self._buckets.get(caller)
-        if bucket is None:
-            if len(self._buckets) > 10_000:
-                self._buckets.clear()
-            bucket = self._buckets[caller] = _Bucket(self._capacity, now)
-        bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        if self._limiter.hit(self._item, caller):
             return 0.0
-        return (1 - bucket.tokens) / self._rate
+        reset_at, _ = self._limiter.get_window_stats(self._item, caller)
+        return max(reset_at - time.time(), 0.001)
 
 
 class CallerRateLimit:

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 tracer = trace.get_tracer("a2a_bridge")
 
 BREAKER_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+OTHER_PEER = "other"
 
 
 class A2AMetrics:
@@ -41,6 +42,15 @@ class A2AMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self._registry = registry
+        self._known_peers: Callable[[], Iterable[str]] = lambda: ()
+
+    def know_peers(self, names: Callable[[], Iterable[str]]) -> None:
+        """The peers this bot is configured with: the only names a metric label may carry."""
+        self._known_peers = names
+
+    def peer_label(self, name: str) -> str:
+        """``name`` if it is a configured peer's, else ``other``: a caller cannot mint label values."""
+        return name if name in set(self._known_peers()) else OTHER_PEER
 
     def watch_breakers(self, states: Callable[[], dict[str, str]]) -> None:
         self._registry.register(_BreakerCollector(states))

@@ -257,6 +257,7 @@ def _peer_client(
     )
     peers = PeerClient(cards, policy=CallPolicy(timeout=settings.peer_timeout_seconds), metrics=metrics.a2a)
     metrics.a2a.watch_breakers(peers.breaker_states)
+    metrics.a2a.know_peers(lambda: [peer.name for peer in peers.available()])
     return peers
 
 

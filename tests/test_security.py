@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from a2a_bridge.limits import RateLimiter
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import LoopbackServer, TeamsUser, message_activity, started_bot, user_says
+from tests.harness import LoopbackServer, RunningBot, TeamsUser, message_activity, started_bot, user_says
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
@@ -234,3 +235,24 @@ async def test_no_secret_reaches_logs_card_readyz_or_replies(
         assert api_key not in text
         assert A2A_SECRET not in text
         assert "Bearer ey" not in text
+
+
+def test_a_flood_of_new_callers_resets_no_callers_limit() -> None:
+    """Spraying names or addresses costs the sprayer; the limited caller stays limited."""
+    limiter = RateLimiter(3)
+    assert [limiter.retry_after("Alice") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.retry_after("Alice") > 0
+    for n in range(20_000):
+        limiter.retry_after(f"address:10.0.{n // 250}.{n % 250}")
+    assert limiter.retry_after("Alice") > 0
+
+
+async def test_a_sender_name_is_a_metric_label_only_for_a_known_peer(
+    http: httpx.AsyncClient, bob: RunningBot, service_url: str
+) -> None:
+    for sender in ("Mallory-1", "Mallory-2"):
+        body = send_message({"data": handoff(service_url, **{"from": sender, "hops": 9})})
+        await http.post(f"{bob.url}/a2a", headers=A2A_HEADERS, json=body)
+    metrics = (await http.get(f"{bob.url}/metrics")).text
+    assert "Mallory" not in metrics
+    assert 'handoffs_received_total{from_bot="other",outcome="rejected"} 2.0' in metrics
