@@ -21,7 +21,18 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-NOISY_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "a2a", "alembic")
+# Libraries whose DEBUG lines carry request bodies, headers or SQL parameters (tokens among them):
+# never below WARNING, whatever LOG_LEVEL says.
+NOISY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "uvicorn.access",
+    "a2a",
+    "alembic",
+    "aiosqlite",
+    "sqlalchemy",
+    "asyncpg",
+)
 
 
 class _ContentGate:

@@ -60,22 +60,41 @@ class LoopbackServer:
 
 
 class RequestRecorder:
-    """Test-side ASGI wrapper that notes every request a bot receives (method, path)."""
+    """Test-side ASGI wrapper that notes every request a bot receives (method, path), the
+    credentials they carried, and what the bot answered on /a2a."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.requests: list[tuple[str, str]] = []
         self.a2a_versions: list[str | None] = []
         """The ``A2A-Version`` header of each POST to /a2a."""
+        self.credentials: list[str] = []
+        """Every bearer token and push-notification token that came in."""
+        self.a2a_answers: list[bytes] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            self.requests.append((scope["method"], scope["path"]))
-            if scope["method"] == "POST" and scope["path"].rstrip("/") == "/a2a":
-                headers = dict(scope["headers"])
-                version = headers.get(b"a2a-version")
-                self.a2a_versions.append(version.decode() if version is not None else None)
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.requests.append((scope["method"], scope["path"]))
+        headers = dict(scope["headers"])
+        for name in (b"authorization", b"x-a2a-notification-token"):
+            value = headers.get(name, b"").decode(errors="replace").removeprefix("Bearer ").strip()
+            if value:
+                self.credentials.append(value)
+        if scope["method"] != "POST" or not scope["path"].startswith("/a2a"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].rstrip("/") == "/a2a":
+            version = headers.get(b"a2a-version")
+            self.a2a_versions.append(version.decode() if version is not None else None)
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                self.a2a_answers.append(bytes(message.get("body", b"")))
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for request in self.requests if request == (method, path))
@@ -229,6 +248,43 @@ async def alice_and_bob(
         ) as alice,
     ):
         yield alice, bob
+
+
+class WrittenLogs(logging.Handler):
+    """Every log record as the bot writes it out (its JSON line, every structured field and
+    ``extra=`` included), and every attribute of the record besides, for tests that look for
+    what must never be logged."""
+
+    def __init__(self) -> None:
+        from bot.logs import json_formatter
+
+        super().__init__(logging.DEBUG)
+        self.setFormatter(json_formatter("test"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+        self.lines.append(repr({key: value for key, value in record.__dict__.items() if key != "exc_info"}))
+
+
+@contextlib.contextmanager
+def written_logs() -> Any:
+    """Log as a bot at LOG_LEVEL=DEBUG does (``bot.logs.configure_logging``: the most it ever writes)."""
+    from bot.logs import NOISY_LOGGERS
+
+    handler = WrittenLogs()
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("", *NOISY_LOGGERS)}
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def logged(records: list[logging.LogRecord], event: str | None = None) -> list[dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,15 @@ import pytest
 
 from a2a_bridge.limits import RateLimiter
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
-from tests.harness import LoopbackServer, RunningBot, TeamsUser, message_activity, started_bot, user_says
+from tests.harness import (
+    LoopbackServer,
+    RunningBot,
+    TeamsUser,
+    message_activity,
+    started_bot,
+    user_says,
+    written_logs,
+)
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, say, tool_then_say
 from tests.test_a2a_endpoint import A2A_HEADERS, handoff, outcome_of, send_message
@@ -191,16 +198,18 @@ async def test_inbound_teams_auth_stays_on_when_credentials_are_configured(
     assert response.status_code == 401
 
 
-async def test_no_secret_reaches_logs_card_readyz_or_replies(
+async def test_no_secret_or_token_reaches_logs_card_readyz_or_replies(
     http: httpx.AsyncClient,
     state_dir: Path,
     connector: StandInConnector,
     llm: StandInOpenAI,
     llm_server: Any,
     service_url: str,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    """Secrets, and every token that passes through (the peer tokens the bots sign and receive,
+    the push tokens, any Bot Framework token on the connector calls): none is in any log record as
+    written (structured fields and ``extra=`` included), the cards, /readyz, the A2A answers or the
+    messages to Teams."""
     api_key = "sk-live-THIS-MUST-NOT-LEAK-1234567890"
     settings: dict[str, Any] = {
         "openai_base_url": f"{llm_server[1].url}/v1",
@@ -209,32 +218,53 @@ async def test_no_secret_reaches_logs_card_readyz_or_replies(
     }
     llm.script("alice-model", tool_then_say("handoff_to_peer", "ok", peer="Bob", summary="VPN broken"))
     llm.script("bob-model", lambda request: say("Hi, Bob here."))
-    async with (
-        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **settings) as bob,
-        started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            openai_model="alice-model",
-            peer_urls=[bob.url],
-            **settings,
-        ) as alice,
-    ):
-        await user_says(
-            http, connector, alice.url, "My VPN is broken", conversation_id="a:dana", service_url=service_url
-        )
-        exposed = [
-            caplog.text,
-            (await http.get(f"{bob.url}/.well-known/agent-card.json")).text,
-            (await http.get(f"{bob.url}/readyz")).text,
-            (await http.get(f"{alice.url}/readyz")).text,
-            *(str(call.body) for call in connector.calls),
-        ]
+    with written_logs() as logs:
+        async with (
+            started_bot(
+                "Bob", BOB_DESCRIPTION, state_dir=state_dir, openai_model="bob-model", **settings
+            ) as bob,
+            started_bot(
+                "Alice",
+                ALICE_DESCRIPTION,
+                state_dir=state_dir,
+                openai_model="alice-model",
+                peer_urls=[bob.url],
+                **settings,
+            ) as alice,
+        ):
+            await user_says(
+                http,
+                connector,
+                alice.url,
+                "My VPN is broken",
+                conversation_id="a:dana",
+                service_url=service_url,
+            )
+            exposed = [
+                *logs.lines,
+                (await http.get(f"{bob.url}/.well-known/agent-card.json")).text,
+                (await http.get(f"{alice.url}/.well-known/agent-card.json")).text,
+                (await http.get(f"{bob.url}/readyz")).text,
+                (await http.get(f"{alice.url}/readyz")).text,
+                *(
+                    answer.decode(errors="replace")
+                    for answer in (*bob.recorder.a2a_answers, *alice.recorder.a2a_answers)
+                ),
+                *(str(call.body) for call in connector.calls),
+            ]
+            tokens = [*bob.recorder.credentials, *alice.recorder.credentials]
+            tokens += [
+                call.authorization.removeprefix("Bearer ") for call in connector.calls if call.authorization
+            ]
     assert len(connector.created()) == 1, "the handoff really happened"
+    assert bob.recorder.credentials, "Alice's peer token reached Bob"
+    assert alice.recorder.credentials, "Bob's push reached Alice with its tokens"
+    assert logs.lines, "the records were captured"
     for text in exposed:
         assert api_key not in text
         assert A2A_SECRET not in text
-        assert "Bearer ey" not in text
+        for token in tokens:
+            assert token not in text, text[max(0, text.find(token) - 600) : text.find(token) + 100]
 
 
 def test_a_flood_of_new_callers_resets_no_callers_limit() -> None:
