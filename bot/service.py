@@ -43,6 +43,7 @@ from bot.persona import Persona, PersonaSource, Words
 from bot.prompts import Prompts
 from bot.store import Store
 from bot.teams import TeamsSurface
+from bot.teams_keys import SigningKeys, guard_token_validation
 from bot.turns import TurnRunner
 
 
@@ -58,6 +59,8 @@ class BotService:
     jobs: HandoffJobs
     tracker: HandoffTracker
     persona: Persona
+    signing_keys: list[SigningKeys]
+    """Teams' token-signing keys, fetched off the event loop (empty when Teams is not authenticated)."""
 
 
 @asynccontextmanager
@@ -92,13 +95,17 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
         watching = (
             asyncio.create_task(persona.watch(), name="persona-watch") if settings.persona_watch else None
         )
+        keeping_keys = [
+            asyncio.create_task(keys.refresh_forever(), name="teams-signing-keys")
+            for keys in service.signing_keys
+        ]
         try:
             yield service
         finally:
-            if watching is not None:
-                watching.cancel()
+            for task in [*keeping_keys, *([watching] if watching is not None else [])]:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await watching
+                    await task
             await service.turns.drain(settings.shutdown_grace_seconds)
             await service.jobs.drain(settings.shutdown_grace_seconds)
             sweeping.cancel()
@@ -168,6 +175,7 @@ async def _build(
         observe=metrics.observe_connector,
     ).register(teams)
     await teams.initialize()
+    guard = guard_token_validation(teams, http, tenant_id=settings.tenant_id)
     jobs = HandoffJobs(
         receiver=settings.bot_name,
         ledger=store.handoffs,
@@ -230,6 +238,7 @@ async def _build(
         jobs=jobs,
         tracker=tracker,
         persona=persona,
+        signing_keys=guard.key_sets() if guard is not None else [],
     )
     _add_health_routes(service)
     return service
