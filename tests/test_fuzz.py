@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -198,3 +199,27 @@ def test_fuzzed_activities_never_get_a_5xx_and_bob_still_serves(fuzz_bob: Runnin
 
     case()
     assert_still_serves(fuzz_bob)
+
+
+async def test_the_fuzz_script_in_its_short_form_finds_no_crash() -> None:
+    """CI's run of ``scripts/fuzz.py`` (10,000 cases per endpoint by default, a few hundred here)."""
+    from scripts.bot_process import ROOT
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.fuzz",
+        "--cases",
+        "300",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 600)
+    report = out.decode()
+    assert process.returncode == 0, report
+    rows = [line for line in report.splitlines() if line.startswith(("/a2a", "/api"))]
+    assert len(rows) == 5, report
+    for row in rows:
+        assert row.split()[-2:] == ["0", "0"], row  # 5xx, crashes
+    assert "RSS before" in report
