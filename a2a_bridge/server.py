@@ -30,6 +30,7 @@ from a2a_bridge.admission import HandoffAdmission, Refused, admit, admitted
 from a2a_bridge.asgi import ExactMount
 from a2a_bridge.auth import PeerAuthMiddleware, TokenVerifier
 from a2a_bridge.card_route import card_route
+from a2a_bridge.error_answers import OwnWordsForErrors
 from a2a_bridge.handoff import HandoffMessage, request_from_message
 from a2a_bridge.jobs import Busy, Finished, HandoffJob, HandoffJobs
 from a2a_bridge.limits import A2ABodyLimit, CallerRateLimit, RateLimiter
@@ -211,6 +212,7 @@ def a2a_routes(
         Middleware(PeerAuthMiddleware, verifier=door.verifier),
         Middleware(CallerRateLimit, limiter=door.limiter),
         Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
+        Middleware(OwnWordsForErrors),
     ]
     if door.trace_requests:
         # Imported only with tracing on: the instrumentation costs memory and CPU per request.

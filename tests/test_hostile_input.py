@@ -228,3 +228,15 @@ async def test_the_server_refuses_an_oversized_request_head_while_reading_it(
         assert bob.rss_mb() < 400
     finally:
         assert await bob.stop() == 0
+
+
+@pytest.mark.parametrize("method", ["tasks/get", "message/send", "GetTask", "SendMessage"])
+async def test_a_malformed_request_is_answered_without_the_validators_words(
+    http: httpx.AsyncClient, bob: RunningBot, method: str
+) -> None:
+    body = {"jsonrpc": "2.0", "id": None, "method": method, "params": {"message": {"parts": [{"x": 1}]}}}
+    response = await http.post(f"{bob.url}/a2a", headers=signed(), json=body)
+    assert_our_words(response)
+    error = response.json()["error"]
+    assert "data" not in error
+    assert "validation error" not in response.text and "input_value" not in response.text

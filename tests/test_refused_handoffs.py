@@ -101,3 +101,15 @@ async def test_a_caller_sees_only_its_own_tasks(
     assert (await rpc(http, bob, "Carol", get_task(alices_task)))["error"]["code"] == -32001
     listed = await rpc(http, bob, "Carol", {"jsonrpc": "2.0", "id": 3, "method": "ListTasks", "params": {}})
     assert listed["result"].get("tasks", []) == []
+
+
+async def test_a_retry_of_a_handoff_that_failed_is_answered_at_once_with_its_outcome(
+    http: httpx.AsyncClient, bob: RunningBot, connector: StandInConnector, service_url: str
+) -> None:
+    connector.fail("create_conversation", 403, times=1)
+    request = send_message({"data": handoff(service_url)})
+    first = outcome_in(await rpc(http, bob, "Alice", request))
+    assert first["status"] == "failed"
+    retried = await http.post(f"{bob.url}/a2a", headers=as_peer("Alice"), json=request, timeout=5)
+    assert outcome_in(retried.json()) == first
+    assert len(connector.calls) == 1, "the retry tried nothing again"
