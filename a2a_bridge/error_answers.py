@@ -2,7 +2,7 @@
 "3 validation errors for SendMessageRequest ... input_value=...") in an error's ``data``, which tells
 a caller about our internals and echoes its input back. This middleware, innermost on ``/a2a``,
 drops ``data`` from every error answer and keeps the code and the message, which the SDK and this
-package word themselves."""
+package word themselves; an internal error (-32603) says only that, its details go to the log."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ class OwnWordsForErrors:
         await self._app(scope, receive, reworded)
 
 
+INTERNAL_ERROR = -32603
+INVALID_REQUEST = -32600
+# a2a-sdk's 0.3 compatibility layer answers a 0.3 method sent with ``A2A-Version: 1.0`` with -32603
+# (0.3 has no code for it): the caller's mistake, so it is an invalid request, said so.
+_VERSION_MISMATCH = "is not supported by this handler"
+
+
 def _without_error_data(body: bytes) -> bytes:
     if b'"error"' not in body:
         return body
@@ -59,8 +66,20 @@ def _without_error_data(body: bytes) -> bytes:
     except ValueError:
         return body
     error = answer.get("error") if isinstance(answer, dict) else None
-    if not isinstance(error, dict) or "data" not in error:
+    if not isinstance(error, dict):
         return body
-    log.info("a2a_error_data_dropped", code=error.get("code"))
-    del error["data"]
+    changed = error.pop("data", None) is not None
+    if error.get("code") == INTERNAL_ERROR:
+        if _VERSION_MISMATCH in str(error.get("message", "")):
+            error["code"] = INVALID_REQUEST
+            error["message"] = (
+                "this method belongs to another A2A version than the A2A-Version header names "
+                "(0.3 methods are message/send, tasks/get...; 1.0 methods SendMessage, GetTask...)"
+            )
+        else:
+            log.error("a2a_internal_error", message=str(error.get("message", ""))[:300])
+            error["message"] = "internal error; please try again later"
+        changed = True
+    if not changed:
+        return body
     return json.dumps(answer, separators=(",", ":")).encode()

@@ -240,3 +240,17 @@ async def test_a_malformed_request_is_answered_without_the_validators_words(
     error = response.json()["error"]
     assert "data" not in error
     assert "validation error" not in response.text and "input_value" not in response.text
+
+
+async def test_a_method_of_the_other_protocol_version_is_an_invalid_request_not_an_internal_error(
+    http: httpx.AsyncClient, bob: RunningBot, service_url: str
+) -> None:
+    body = {
+        "jsonrpc": "2.0",
+        "id": "v",
+        "method": "message/send",
+        "params": {"message": {"role": "user", "messageId": "m", "parts": [{"kind": "text", "text": "hi"}]}},
+    }
+    response = await http.post(f"{bob.url}/a2a", headers=signed(), json=body)  # A2A-Version: 1.0
+    error = response.json()["error"]
+    assert error["code"] == -32600 and "another A2A version" in error["message"]
