@@ -55,13 +55,14 @@ class BodyTooSlow(Exception):
 
 
 async def read_capped_body(
-    scope: Scope, receive: Receive, max_bytes: int | None, *, deadline: float = BODY_DEADLINE_SECONDS
+    scope: Scope, receive: Receive, max_bytes: int | None, *, deadline: float | None = None
 ) -> bytes:
     """The whole request body; ``BodyTooLarge`` as soon as it (declared or streamed) passes the cap,
     ``BodyTooSlow`` if it has not all come within ``deadline`` seconds.
 
     ``max_bytes=None`` reads what is left without a cap: only behind a middleware that capped it."""
     max_bytes = max_bytes if max_bytes is not None else sys.maxsize
+    deadline = deadline if deadline is not None else BODY_DEADLINE_SECONDS
     declared = header(scope, b"content-length")
     if declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(int(declared))

@@ -254,3 +254,20 @@ async def test_a_method_of_the_other_protocol_version_is_an_invalid_request_not_
     response = await http.post(f"{bob.url}/a2a", headers=signed(), json=body)  # A2A-Version: 1.0
     error = response.json()["error"]
     assert error["code"] == -32600 and "another A2A version" in error["message"]
+
+
+@pytest.mark.parametrize("path", ["/a2a", "/api/messages"])
+async def test_a_body_that_stalls_gets_408_after_the_deadline(
+    alice: RunningBot, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.setattr("a2a_bridge.asgi.BODY_DEADLINE_SECONDS", 0.5)
+    host, port = alice.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: alice\r\nContent-Type: application/json\r\n"
+        "Content-Length: 4096\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
