@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 32 * 1024
@@ -22,6 +21,8 @@ class _TooManyHeaders(Exception):
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, counting the head as it arrives."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
@@ -29,24 +30,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         reading_head = self._in_head
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as error:
-            if isinstance(error.__context__, _TooManyHeaders):
-                self._refuse(f"more than {MAX_HEADERS} header fields")
-                return
-            self._invalid()
-            return
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-            return
-        except httptools.HttpParserError:
-            self._invalid()
-            return
-        if reading_head and self._in_head:
+        super().data_received(data)
+        if reading_head and self._in_head and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse(f"request head over {MAX_HEAD_BYTES} bytes")
@@ -58,16 +43,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         if len(self.headers) > MAX_HEADERS:
+            # Answered here; the parser is then stopped, and uvicorn's own 400 for that finds the
+            # connection closed.
+            self._refuse(f"more than {MAX_HEADERS} header fields")
             raise _TooManyHeaders()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
-
-    def _invalid(self) -> None:
-        message = "Invalid HTTP request received."
-        self.logger.warning(message)
-        self.send_400_response(message)
 
     def _refuse(self, reason: str) -> None:
         self.logger.warning("request refused: %s", reason)
