@@ -3,8 +3,9 @@
     .venv/bin/python -m scripts.fuzz                 # 10,000 cases per endpoint (a few minutes)
     .venv/bin/python -m scripts.fuzz --cases 100     # the short form CI runs
 
-Bob runs as a real process in production-shaped security (a peer secret, the policy's service-URL
-allowlist); the cases come from Hypothesis: JSON-RPC bodies and handoff data parts shaped like
+Bob runs as a real process with a peer secret (so every /a2a call must carry a valid token, and the
+fuzzer signs them) and the default service-URL allowlist (plus loopback, as in local development);
+the cases come from Hypothesis: JSON-RPC bodies and handoff data parts shaped like
 A2A's (tests/test_fuzz.py), Teams activities, push notifications, bearer tokens, and hostile
 bytes (deep nesting, huge numbers, invalid UTF-8, look-alike hosts). Each case's answer is
 classified; a crash is a 5xx, a JSON-RPC -32603, an answer carrying Python's own words, or the
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from a2a_bridge.auth import SharedSecretSigner
-from scripts.bot_process import ROOT, bot_launch, listening_socket, wait_until_healthy_async
+from bench.common import start_bot, stop_bot
+from scripts.bot_process import listening_socket
 from tests.test_fuzz import activities, handoff_variants, json_values, jsonrpc_bodies
 
 SECRET = "fuzzing-secret-shared-by-alice-and-bob-0123456789"
@@ -215,58 +216,31 @@ def run_target(target: Target, url: str, cases: int, signer: SharedSecretSigner)
     return tally
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def start_bob(state: Path) -> tuple[asyncio.subprocess.Process, str]:
-    sock = listening_socket()
-    launch = bot_launch(
-        sock=sock,
-        settings={
-            "BOT_NAME": "Bob",
-            "BOT_DESCRIPTION": "IT and devices: laptops, VPN, passwords.",
-            "A2A_AUTH_SECRET": SECRET,
-            "LOCAL_DEVELOPMENT": "true",
-            "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS": "true",
-            "A2A_RATE_LIMIT_PER_MINUTE": "1000000",
-            "CONNECTOR_TIMEOUT_SECONDS": "2",
-            "STATE_URL": f"sqlite+aiosqlite:///{state / 'bob.db'}",
-            "LOG_LEVEL": "ERROR",
-            "PERSONA_WATCH": "false",
-        },
-    )
-    process = await asyncio.create_subprocess_exec(
-        *launch.argv,
-        cwd=ROOT,
-        env=launch.env,
-        pass_fds=launch.pass_fds,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    sock.close()
-    await wait_until_healthy_async(launch.url, alive=lambda: process.returncode is None, path="/healthz")
-    return process, launch.url
-
-
 async def fuzz(cases: int) -> int:
     with tempfile.TemporaryDirectory(prefix="fuzz-") as folder:
-        process, url = await start_bob(Path(folder))
+        bob = await start_bot(
+            "Bob",
+            "IT and devices: laptops, VPN, passwords.",
+            listening_socket(),
+            [],
+            Path(folder) / "bob.db",
+            A2A_AUTH_SECRET=SECRET,
+            A2A_RATE_LIMIT_PER_MINUTE="1000000",
+            CONNECTOR_TIMEOUT_SECONDS="2",
+            PERSONA_WATCH="false",
+        )
         signer = SharedSecretSigner(SECRET, "Alice")
-        before = rss_mb(process.pid)
+        before = bob.rss_mb()
         failures = 0
         started = time.perf_counter()
-        print(f"fuzzing Bob at {url}, {cases} cases per endpoint")
+        print(f"fuzzing Bob at {bob.url}, {cases} cases per endpoint")
         header = f"{'endpoint':26} {'cases':>6}  {'4xx by code':24} {'JSON-RPC errors':44}"
         print(f"{header} {'5xx':>4} {'crashes':>7}")
         try:
             for target in TARGETS:
-                tally = await asyncio.to_thread(run_target, target, url, cases, signer)
-                if process.returncode is not None:
-                    tally.crashes.append(f"the process exited with {process.returncode}")
+                tally = await asyncio.to_thread(run_target, target, bob.url, cases, signer)
+                if bob.process.returncode is not None:
+                    tally.crashes.append(f"the process exited with {bob.process.returncode}")
                 fours = ", ".join(
                     f"{code}: {n}" for code, n in sorted(tally.statuses.items()) if 400 <= code < 500
                 )
@@ -277,12 +251,10 @@ async def fuzz(cases: int) -> int:
                 for crash in tally.crashes[:5]:
                     print(f"    crash: {crash}")
                 failures += len(tally.crashes) + fives
-            after = rss_mb(process.pid)
-            print(f"RSS before {before:.0f} MB, after {after:.0f} MB; {time.perf_counter() - started:.0f} s")
+            elapsed = time.perf_counter() - started
+            print(f"RSS before {before:.0f} MB, after {bob.rss_mb():.0f} MB; {elapsed:.0f} s")
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 60)
+            await stop_bot(bob)
     return 1 if failures else 0
 
 
