@@ -80,14 +80,14 @@ class HandoffSender:
     async def resolve_consent(self, identity: TurnIdentity, choice: ConsentChoice) -> str | None:
         """The user pressed Yes or No on the consent card: remember it, hand off on yes; the reply
         (None after a handoff: its notice has been posted)."""
-        state = await self._consent.get(identity.conversation_id)
-        await self._consent.answer(identity.conversation_id, choice)
+        # Taken, not just read: a second press (here or in another replica) finds nothing waiting.
+        pending = await self._consent.answer(identity.conversation_id, choice)
         if choice == "no":
             return self._prompts.render("consent_declined", bot_name=self.bot_name)
-        if state.pending is None:
+        if pending is None:
             return self._prompts.render("consent_nothing_pending", bot_name=self.bot_name)
         await self._peers.refresh()
-        await self.send(identity, state.pending.peer, state.pending.summary)
+        await self.send(identity, pending.peer, pending.summary)
         return None
 
     async def send(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffOutcome | None:

@@ -289,3 +289,17 @@ async def test_an_ended_task_is_never_written_back_to_working(store: Store) -> N
     kept = await store.a2a_tasks.get(ref.task_id, context)
     assert kept is not None and kept.status.state == TaskState.TASK_STATE_COMPLETED
     assert await store.a2a_tasks.get(ref.task_id, caller_context("Carol")) is None, "tasks are the caller's"
+
+
+async def test_a_consent_pressed_twice_on_two_replicas_takes_the_waiting_handoff_once(store_url: str) -> None:
+    replicas = [await Store.open(store_url, bot_name="Alice") for _ in range(2)]
+    try:
+        await replicas[0].consent.wait_for_answer("a:dana", PendingHandoff(peer="Bob", summary="VPN"))
+        for _ in range(10):  # the race, tried a few times
+            taken = await asyncio.gather(*(replica.consent.answer("a:dana", "yes") for replica in replicas))
+            assert sorted(taken, key=lambda t: t is None) == [PendingHandoff(peer="Bob", summary="VPN"), None]
+            await replicas[1].consent.wait_for_answer("a:dana", PendingHandoff(peer="Bob", summary="VPN"))
+        assert (await replicas[0].consent.get("a:dana")).choice == "yes"
+    finally:
+        for replica in replicas:
+            await replica.close()

@@ -48,9 +48,32 @@ class ConsentStore:
     async def wait_for_answer(self, conversation_id: str, pending: PendingHandoff) -> None:
         await self._upsert(conversation_id, pending=pending.model_dump_json())
 
-    async def answer(self, conversation_id: str, choice: ConsentChoice) -> None:
-        """Remember the choice; the handoff that waited for it is no longer pending."""
-        await self._upsert(conversation_id, choice=choice, pending=None)
+    async def answer(self, conversation_id: str, choice: ConsentChoice) -> PendingHandoff | None:
+        """Remember the choice and take the handoff that waited for it: the one this call took, or
+        None when nothing was waiting or another press (in any replica) took it first. Taking is a
+        compare-and-clear on the stored value, so two presses never both get it."""
+        with translated("writing consent"):
+            async with self._engine.begin() as connection:
+                stored = (
+                    await connection.execute(
+                        select(conversation_consent.c.pending).where(
+                            conversation_consent.c.conversation_id == conversation_id
+                        )
+                    )
+                ).scalar_one_or_none()
+                if stored:
+                    taken = await connection.execute(
+                        conversation_consent.update()
+                        .where(
+                            conversation_consent.c.conversation_id == conversation_id,
+                            conversation_consent.c.pending == stored,
+                        )
+                        .values(choice=choice, pending=None, updated_at=now())
+                    )
+                    if taken.rowcount == 1:
+                        return _pending(stored)
+        await self._upsert(conversation_id, choice=choice)
+        return None
 
     async def _upsert(self, conversation_id: str, **values: Any) -> None:
         values["updated_at"] = now()
