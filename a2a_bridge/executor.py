@@ -48,23 +48,23 @@ class HandoffAgentExecutor(AgentExecutor):
         self._jobs = jobs
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        job = admitted(context.call_context)
+        if job is not None:  # the request handler read and claimed it (the usual way in)
+            await self._carry_out(job, Claimed(), context, event_queue)
+            return
         caller = context.call_context.user
         request = request_from_message(context.message, caller.user_name if caller.is_authenticated else None)
         if isinstance(request, Question):
             await self._consult(request, context, event_queue)
             return
-        job = admitted(context.call_context)
-        if job is None or job.handoff.handoff_id != request.handoff_id:
-            # Only a handoff that names an existing task gets here unadmitted.
-            job = HandoffJob(
-                handoff=request,
-                caller=caller.user_name if caller.is_authenticated else "",
-                task_id=context.task_id or "",
-                context_id=context.context_id or "",
-            )
-            verdict = await self._admission.admit(job, authenticated=caller.is_authenticated)
-        else:
-            verdict = Claimed()
+        # Only a handoff that names an existing task gets here unadmitted.
+        job = HandoffJob(
+            handoff=request,
+            caller=caller.user_name if caller.is_authenticated else "",
+            task_id=context.task_id or "",
+            context_id=context.context_id or "",
+        )
+        verdict = await self._admission.admit(job, authenticated=caller.is_authenticated)
         await self._carry_out(job, verdict, context, event_queue)
 
     async def _carry_out(

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import structlog
-from a2a.server.tasks import TaskStore
 from a2a.types import Task
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from a2a_bridge.push import PushTarget
-from a2a_bridge.tasks import TaskRef, save_final
+from a2a_bridge.tasks import HandoffTaskStore, TaskRef, save_final
 from a2a_bridge.telemetry import A2AMetrics
 
 log = structlog.get_logger(__name__)
@@ -112,7 +111,7 @@ class HandoffJobs:
         receiver: str,
         ledger: HandoffLedger,
         delivery: GreetingDelivery,
-        task_store: TaskStore,
+        task_store: HandoffTaskStore,
         pusher: TaskPusher | None = None,
         metrics: A2AMetrics | None = None,
     ) -> None:
@@ -183,7 +182,7 @@ class HandoffJobs:
             # store failure, or a takeover would greet them again.
             await _persistently("record_outcome", lambda: self._ledger.record_outcome(job, outcome))
             task = await _persistently(
-                "save_task", lambda: save_final(self._task_store, job.ref, job.caller, outcome, job.handoff)
+                "save_task", lambda: save_final(self._task_store, job.ref, job.caller, outcome)
             )
             if self._pusher is not None and task is not None:
                 await self._pusher.push(task, job.caller, job.push)

@@ -17,13 +17,13 @@ from a2a.auth.user import User
 from a2a.helpers import new_data_part, new_text_part
 from a2a.server.context import ServerCallContext
 from a2a.server.models import TaskModel
-from a2a.server.tasks import DatabaseTaskStore, TaskStore
+from a2a.server.tasks import DatabaseTaskStore
 from a2a.types import Message, Part, Role, Task, TaskState, TaskStatus
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 
-from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
+from a2a_bridge.handoff import HandoffOutcome, HandoffStatus
 
 _TASK_ID_NAMESPACE = uuid.UUID("1f0c7a52-8d1e-4a43-b7c9-0e5f9a6d2b31")
 
@@ -123,20 +123,10 @@ def caller_context(caller: str) -> ServerCallContext:
     return ServerCallContext(user=_Caller(caller))
 
 
-async def save_final(
-    store: TaskStore, ref: TaskRef, caller: str, outcome: HandoffOutcome, handoff: HandoffMessage
-) -> Task:
-    """The ended task, written over the working one (its history kept)."""
-    context = caller_context(caller)
+async def save_final(store: HandoffTaskStore, ref: TaskRef, caller: str, outcome: HandoffOutcome) -> Task:
+    """The ended task, written over the working one (its history kept), in one statement."""
     task = task_of(ref, final_status(outcome, ref.task_id, ref.context_id))
-    if isinstance(store, HandoffTaskStore):
-        await store.save(task, context, status_only=True)
-        return task
-    stored = await store.get(ref.task_id, context)
-    if stored is not None:
-        stored.status.CopyFrom(task.status)
-        task = stored
-    await store.save(task, context)
+    await store.save(task, caller_context(caller), status_only=True)
     return task
 
 

@@ -47,6 +47,12 @@ async def alice(state_dir: Path) -> Any:
         yield running
 
 
+async def raw_connection(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to a bot, for requests no HTTP client would send."""
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
 def signed() -> dict[str, str]:
     return {**A2A_HEADERS, "Authorization": f"Bearer {token()}", "Content-Type": "application/json"}
 
@@ -158,8 +164,7 @@ async def test_api_messages_refuses_hostile_activities_with_400(
 async def test_a_bad_token_is_refused_before_a_stalled_body_arrives(bob: RunningBot) -> None:
     """The token is read off the headers: a caller that declares a megabyte and sends none of it
     gets its 401 within the short wait for the request id, not after a body deadline."""
-    host, port = bob.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await raw_connection(bob.url)
     writer.write(
         b"POST /a2a HTTP/1.1\r\nHost: bob\r\nContent-Type: application/json\r\n"
         b"Authorization: Bearer forged\r\nContent-Length: 1048576\r\n\r\n"
@@ -187,8 +192,7 @@ async def raw_request(url: str, head: bytes, chunk: int = 16 * 1024) -> tuple[by
     """Send a request head as a client would, chunk by chunk, reading any answer between chunks:
     what the server answered (b"" if it only closed the connection) and how many bytes went out
     before it did."""
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await raw_connection(url)
     sent = 0
     try:
         for start in range(0, len(head), chunk):
@@ -261,8 +265,7 @@ async def test_a_body_that_stalls_gets_408_after_the_deadline(
     alice: RunningBot, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     monkeypatch.setattr("a2a_bridge.asgi.BODY_DEADLINE_SECONDS", 0.5)
-    host, port = alice.url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await raw_connection(alice.url)
     writer.write(
         f"POST {path} HTTP/1.1\r\nHost: alice\r\nContent-Type: application/json\r\n"
         "Content-Length: 4096\r\n\r\n{".encode()
