@@ -2,7 +2,8 @@
 
 A caller signs a short-lived JWT per request: ``iss`` is the calling bot, ``aud`` the receiving bot,
 ``jti`` unique, ``exp`` within ``TOKEN_LIFETIME_SECONDS``. The receiver checks all of that and
-remembers the ``jti`` until expiry, so a captured token cannot be replayed. The key is the shared
+remembers the ``jti`` until expiry (``SeenTokens``: in memory for one process, in the shared database
+for replicas), so a captured token cannot be replayed, at this replica or another. The key is the shared
 ``A2A_AUTH_SECRET`` (HS256); ``TokenSigner``/``TokenVerifier`` are the seams where an asymmetric key
 or Entra ID tokens would plug in instead.
 """
@@ -39,10 +40,43 @@ class TokenSigner(Protocol):
     def token_for(self, audience: str) -> str: ...
 
 
+@dataclass(frozen=True)
+class PeerToken:
+    caller: str
+    jti: str
+    expires_at: float
+    """Unix time after which the token is refused anyway (its ``exp`` plus the allowed skew)."""
+
+
 class TokenVerifier(Protocol):
-    def verify(self, token: str) -> str:
-        """Return the caller's name, or raise ``InvalidPeerToken`` with a loggable reason."""
+    def verify(self, token: str) -> PeerToken:
+        """The token's caller and id, or ``InvalidPeerToken`` with a loggable reason."""
         ...
+
+
+class SeenTokens(Protocol):
+    async def first_use(self, jti: str, expires_at: float) -> bool:
+        """True the first time a token id is presented; False for a replay (until it expires)."""
+        ...
+
+
+class RecentTokens:
+    """``SeenTokens`` for one process."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._seen: dict[str, float] = {}
+
+    async def first_use(self, jti: str, expires_at: float) -> bool:
+        if len(self._seen) >= 1024:
+            now = self._clock()
+            for known, expires in list(self._seen.items()):
+                if expires < now:
+                    del self._seen[known]
+        if jti in self._seen:
+            return False
+        self._seen[jti] = expires_at
+        return True
 
 
 class InvalidPeerToken(Exception):
@@ -68,13 +102,11 @@ class SharedSecretSigner:
 
 
 class SharedSecretVerifier:
-    def __init__(self, secret: str, audience: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, secret: str, audience: str) -> None:
         self._secret = secret
         self._audience = audience
-        self._clock = clock
-        self._seen_jti: dict[str, float] = {}
 
-    def verify(self, token: str) -> str:
+    def verify(self, token: str) -> PeerToken:
         try:
             claims = jwt.decode(
                 token,
@@ -100,22 +132,13 @@ class SharedSecretVerifier:
             raise InvalidPeerToken("exp and iat must be numbers")
         if not all(isinstance(claims[name], str) and claims[name] for name in ("iss", "jti")):
             raise InvalidPeerToken("iss and jti must be non-empty strings")
-        now = self._clock()
         if claims["exp"] - claims["iat"] > TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
             raise InvalidPeerToken("token lifetime too long")
-        self._forget_expired(now)
-        jti = str(claims["jti"])
-        if jti in self._seen_jti:
-            raise InvalidPeerToken("token replayed")
-        self._seen_jti[jti] = float(claims["exp"]) + CLOCK_SKEW_SECONDS
-        return str(claims["iss"])
-
-    def _forget_expired(self, now: float) -> None:
-        if len(self._seen_jti) < 1024:
-            return
-        for jti, expires in list(self._seen_jti.items()):
-            if expires < now:
-                del self._seen_jti[jti]
+        return PeerToken(
+            caller=str(claims["iss"]),
+            jti=str(claims["jti"]),
+            expires_at=float(claims["exp"]) + CLOCK_SKEW_SECONDS,
+        )
 
 
 class PeerTokenInterceptor(ClientCallInterceptor):
@@ -143,9 +166,12 @@ class PeerAuthMiddleware:
     (``scope["user"]``), so the executor can match it against the handoff's ``from``.
     """
 
-    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, verifier: TokenVerifier | None, seen: SeenTokens | None = None
+    ) -> None:
         self._app = app
         self._verifier = verifier
+        self._seen = seen if seen is not None else RecentTokens()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # GET reads only the public card (served under /a2a too); every call is a POST.
@@ -156,7 +182,9 @@ class PeerAuthMiddleware:
         try:
             if not authorization.startswith("Bearer "):
                 raise InvalidPeerToken("missing bearer token")
-            caller = self._verifier.verify(authorization.removeprefix("Bearer ").strip())
+            token = self._verifier.verify(authorization.removeprefix("Bearer ").strip())
+            if not await self._seen.first_use(token.jti, token.expires_at):
+                raise InvalidPeerToken("token replayed")
         except InvalidPeerToken as refusal:
             client = scope.get("client") or ("?", 0)
             log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
@@ -170,5 +198,12 @@ class PeerAuthMiddleware:
                 {"www-authenticate": 'Bearer realm="a2a"'},
             )
             return
-        scope["user"] = SimpleUser(caller)
+        except Exception as error:  # the shared memory of tokens (a database) cannot be read
+            log.error("a2a_auth_unavailable", reason=type(error).__name__)
+            request_id = request_id_of(await read_prefix(receive, ID_PREFIX_BYTES, deadline=1.0))
+            await send_json(
+                send, 503, jsonrpc_error(-32603, "Peer authentication is unavailable; retry", request_id)
+            )
+            return
+        scope["user"] = SimpleUser(token.caller)
         await self._app(scope, receive, send)

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute
 
 from a2a_bridge.admission import HandoffAdmission, Refused, admit, admitted
 from a2a_bridge.asgi import ExactMount
-from a2a_bridge.auth import PeerAuthMiddleware, TokenVerifier
+from a2a_bridge.auth import PeerAuthMiddleware, SeenTokens, TokenVerifier
 from a2a_bridge.card_route import card_route
 from a2a_bridge.error_answers import OwnWordsForErrors
 from a2a_bridge.handoff import HandoffMessage, request_from_message
@@ -52,6 +52,8 @@ class A2ADoor:
     max_body_bytes: int
     verifier: TokenVerifier | None
     limiter: RateLimiter
+    seen_tokens: SeenTokens | None = None
+    """Where used peer-token ids are remembered: the shared database for replicas; None: this process."""
     trace_requests: bool = False
     """Continue callers' traces (OpenTelemetry's ASGI instrumentation); on when tracing is."""
 
@@ -209,7 +211,7 @@ def a2a_routes(
     )
     # Who calls, then how often, decided on the headers; only then is the body read (and capped).
     middleware = [
-        Middleware(PeerAuthMiddleware, verifier=door.verifier),
+        Middleware(PeerAuthMiddleware, verifier=door.verifier, seen=door.seen_tokens),
         Middleware(CallerRateLimit, limiter=door.limiter),
         Middleware(A2ABodyLimit, max_bytes=door.max_body_bytes),
         Middleware(OwnWordsForErrors),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -96,6 +97,14 @@ class Settings(BaseSettings):
     handoff_lease_seconds: float = Field(default=120.0, gt=0)
     """A received handoff whose owner stops renewing this lease (it died) is taken over."""
     shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+
+    # Replicas (several processes of one bot on one PostgreSQL STATE_URL)
+    turn_lease_seconds: float = Field(default=30.0, gt=0)
+    """An accepted Teams turn whose process stops renewing this lease (it died) is run by another."""
+    replica_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """This process's name in the inbox, stable across its restarts (default: host name and PORT),
+    so that a restarted process runs the turns its previous run left at once, without waiting out
+    the lease. Two processes running at once must never share one."""
 
     # Teams app package (python -m bot manifest)
     manifest_developer_name: str = "Teams handoff bots"
@@ -211,6 +220,10 @@ class Settings(BaseSettings):
             return self.state_url
         slug = "".join(ch if ch.isalnum() else "-" for ch in self.bot_name.lower())
         return f"sqlite+aiosqlite:///{Path('data').resolve() / slug}.db"
+
+    @property
+    def resolved_replica_id(self) -> str:
+        return self.replica_id or f"{socket.gethostname()}:{self.port}"
 
     @property
     def teams_bot_id(self) -> str:

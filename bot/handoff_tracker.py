@@ -81,13 +81,18 @@ class HandoffTracker:
     ) -> HandoffOutcome | None:
         """Tell the user it has started, send it; the outcome if the peer already gave one."""
         token = secrets.token_urlsafe(32)
-        await self._sent.record(
+        recorded = await self._sent.record(
             handoff,
             peer=peer,
             conversation_id=identity.conversation_id,
             service_url=identity.service_url,
             push_token=token,
         )
+        if not recorded:
+            # The turn runs again after a crash: this handoff went out before, and is tracked since.
+            earlier = await self._sent.get(handoff.handoff_id)
+            log.info("handoff_already_sent", handoff_id=handoff.handoff_id)
+            return earlier.outcome if earlier is not None else None
         # The notice goes out beside the handoff, not before it: it is off the path to the greeting.
         posting = asyncio.create_task(self._post_notice(identity, peer, handoff.handoff_id))
         self._posting[handoff.handoff_id] = posting
@@ -96,6 +101,9 @@ class HandoffTracker:
         finally:
             await posting
             self._posting.pop(handoff.handoff_id, None)
+
+    async def knows(self, handoff_id: str) -> bool:
+        return await self._sent.get(handoff_id) is not None
 
     async def _post_notice(self, identity: TurnIdentity, peer: str, handoff_id: str) -> None:
         """Never raises: without a notice id the outcome is posted as a new message instead."""

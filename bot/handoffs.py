@@ -85,15 +85,23 @@ class HandoffSender:
         if choice == "no":
             return self._prompts.render("consent_declined", bot_name=self.bot_name)
         if pending is None:
+            if identity.turn_id and await self._tracker.knows(self.handoff_id_for(identity)):
+                return None  # this very press handed off before its turn was interrupted
             return self._prompts.render("consent_nothing_pending", bot_name=self.bot_name)
         await self._peers.refresh()
         await self.send(identity, pending.peer, pending.summary)
         return None
 
+    def handoff_id_for(self, identity: TurnIdentity) -> str:
+        """One handoff per turn at most (the tool ends the turn): the same id when the turn runs again."""
+        if not identity.turn_id:
+            return uuid.uuid4().hex
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"handoff:{self.bot_name}:{identity.turn_id}").hex
+
     async def send(self, identity: TurnIdentity, peer: str, summary: str) -> HandoffOutcome | None:
         """Send the handoff and post its notice; the outcome if the peer gave it at once."""
         handoff = HandoffMessage(
-            handoff_id=uuid.uuid4().hex,
+            handoff_id=self.handoff_id_for(identity),
             from_=self.bot_name,
             user_name=identity.user_name,
             aad_object_id=identity.aad_object_id,

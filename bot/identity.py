@@ -22,6 +22,9 @@ class TurnIdentity:
     tenant_id: str
     service_url: str
     hops: int = 0
+    turn_id: str = ""
+    """The activity that started the turn: what the turn does once (a handoff) is keyed by it, so a
+    turn run again after a crash does not do it twice."""
 
     @property
     def can_be_handed_off(self) -> bool:

@@ -11,7 +11,7 @@ import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.apps import App
 
-from bot.retry import CONNECTOR_UNREACHABLE, Observer, call_connector
+from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
 
 log = structlog.get_logger(__name__)
@@ -31,7 +31,7 @@ class NoticeBoard:
             sent = await call_connector(
                 "send_notice", lambda: activities.create(message), observe=self._observe
             )
-        except CONNECTOR_UNREACHABLE as error:
+        except Exception as error:  # unreachable, or no token: the outcome is posted anew later
             log.warning("notice_failure", stage="post", reason=type(error).__name__)
             return None
         return sent.id
@@ -48,6 +48,6 @@ class NoticeBoard:
                     "update_notice", lambda: activities.update(activity_id, message), observe=self._observe
                 )
                 return True
-            except CONNECTOR_UNREACHABLE as error:
+            except Exception as error:  # unreachable, or no token: a new message, below
                 log.warning("notice_failure", stage="update", reason=type(error).__name__)
         return await self.post(service_url, conversation_id, text) is not None

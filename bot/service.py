@@ -32,15 +32,18 @@ from a2a_bridge.redirects import PeerHTTPClient
 from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
+from bot.credentials import BotCredential
 from bot.greeter import TeamsGreeter
 from bot.handoff_tracker import HandoffTracker, TrackerPolicy
 from bot.handoffs import HandoffSender
 from bot.inbound import ActivityGate
+from bot.inbox import TurnInbox
 from bot.model_client import build_chat_client
 from bot.notices import NoticeBoard
 from bot.observability import BotMetrics
 from bot.persona import Persona, PersonaSource, Words
 from bot.prompts import Prompts
+from bot.replies import Replies
 from bot.store import Store
 from bot.teams import TeamsSurface
 from bot.teams_keys import SigningKeys, guard_token_validation
@@ -55,6 +58,7 @@ class BotService:
     peers: PeerClient
     agent: BotAgent
     turns: TurnRunner
+    inbox: TurnInbox
     metrics: BotMetrics
     jobs: HandoffJobs
     tracker: HandoffTracker
@@ -79,6 +83,8 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
         settings.resolved_state_url,
         bot_name=settings.bot_name,
         handoff_lease_seconds=settings.handoff_lease_seconds,
+        turn_lease_seconds=settings.turn_lease_seconds,
+        replica_id=settings.resolved_replica_id,
     )
     http = PeerHTTPClient(
         timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
@@ -92,6 +98,9 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
             name="handoff-sweep",
         )
         await service.tracker.resume()
+        # Turns a killed run of this replica accepted and never ended: run before serving anew.
+        await service.inbox.resume()
+        keeping_inbox = asyncio.create_task(service.inbox.keep_forever(), name="inbox-leases")
         watching = (
             asyncio.create_task(persona.watch(), name="persona-watch") if settings.persona_watch else None
         )
@@ -102,7 +111,7 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
         try:
             yield service
         finally:
-            for task in [*keeping_keys, *([watching] if watching is not None else [])]:
+            for task in [keeping_inbox, *keeping_keys, *([watching] if watching is not None else [])]:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -164,16 +173,18 @@ async def _build(
     )
     turns = TurnRunner()
     metrics.turns_in_flight.set_function(lambda: turns.in_flight)
-    TeamsSurface(
+    surface = TeamsSurface(
         bot_name=settings.bot_name,
         agent=agent,
         sender=sender,
         store=store,
         persona=persona,
         turns=turns,
+        replies=Replies(app=teams, bot_name=settings.bot_name, observe=metrics.observe_connector),
+        credential=BotCredential(teams, configured=settings.client_id is not None),
         tenant_allowlist=settings.tenant_allowlist,
-        observe=metrics.observe_connector,
-    ).register(teams)
+    )
+    surface.register(teams)
     await teams.initialize()
     guard = guard_token_validation(teams, http, tenant_id=settings.tenant_id)
     jobs = HandoffJobs(
@@ -212,6 +223,8 @@ async def _build(
         max_body_bytes=settings.max_request_bytes,
         verifier=SharedSecretVerifier(secret, settings.bot_name) if secret else None,
         limiter=RateLimiter(settings.a2a_rate_limit_per_minute),
+        # Replicas share one database: a token used at one must be refused at the others.
+        seen_tokens=store.used_tokens if store.shared else None,
         trace_requests=settings.otel_traces_exporter != "none",
     )
     web.router.routes.extend(
@@ -234,6 +247,7 @@ async def _build(
         peers=peers,
         agent=agent,
         turns=turns,
+        inbox=surface.inbox,
         metrics=metrics,
         jobs=jobs,
         tracker=tracker,

@@ -1,30 +1,33 @@
 """The Teams surface: what happens when a user's message arrives at /api/messages.
 
-The request does the quick, must-not-lose part (check, de-duplicate, show typing) and answers;
-the turn itself runs in the background (see ``TurnRunner``).
+The request does the quick, must-not-lose part (check, keep the turn in the inbox, show typing) and
+answers; the turn itself runs in the background (``bot.inbox``), and answers through the turn's
+stored conversation reference, so a turn resumed after a restart answers the same way.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import replace
 
 import structlog
 from microsoft_teams.api.activities.install_update.add import InstalledActivity
-from microsoft_teams.api.activities.message import MessageActivity, MessageActivityInput
-from microsoft_teams.api.activities.typing import TypingActivityInput
+from microsoft_teams.api.activities.message import MessageActivity
 from microsoft_teams.apps import ActivityContext, App
 from opentelemetry import trace
 
 from bot.agent import BotAgent, TurnResult
 from bot.consent import consent_card, consent_choice
+from bot.credentials import BotCredential
 from bot.handoffs import HandoffSender
-from bot.identity import TurnIdentity, identity_of
+from bot.identity import identity_of
+from bot.inbox import NoToken, PendingTurn, TurnInbox
 from bot.persona import Persona
-from bot.retry import CONNECTOR_UNREACHABLE, Observer, call_connector
-from bot.speaker import speaker_line
+from bot.replies import Replies
+from bot.retry import CONNECTOR_UNREACHABLE
 from bot.store import Store, StoreError
-from bot.store.consent import ConsentChoice
+from bot.store.activities import Answered, Joined
 from bot.turns import TurnRunner
 
 log = structlog.get_logger(__name__)
@@ -33,18 +36,31 @@ tracer = trace.get_tracer("bot")
 MAX_USER_TEXT_CHARS = 8000
 
 
-@dataclass(frozen=True)
 class TeamsSurface:
     """What the Teams handlers need; built once by the service."""
 
-    bot_name: str
-    agent: BotAgent
-    sender: HandoffSender
-    store: Store
-    persona: Persona
-    turns: TurnRunner
-    tenant_allowlist: list[str]
-    observe: Observer | None = None
+    def __init__(
+        self,
+        *,
+        bot_name: str,
+        agent: BotAgent,
+        sender: HandoffSender,
+        store: Store,
+        persona: Persona,
+        turns: TurnRunner,
+        replies: Replies,
+        credential: BotCredential,
+        tenant_allowlist: list[str],
+    ) -> None:
+        self.bot_name = bot_name
+        self.agent = agent
+        self.sender = sender
+        self.store = store
+        self.persona = persona
+        self.replies = replies
+        self.credential = credential
+        self.tenant_allowlist = tenant_allowlist
+        self.inbox = TurnInbox(ledger=store.activities, turns=turns, body=self._run_turn)
 
     def register(self, app: App) -> None:
         app.on_message(self.on_message)
@@ -63,9 +79,9 @@ class TeamsSurface:
                 text = self.persona.render(
                     "welcome", bot_name=self.bot_name, bot_description=self.persona.description
                 )
-                await self._say(ctx, text)
+                await self.replies.say(ctx.conversation_ref, text)
                 log.info("welcome_sent")
-            except (*CONNECTOR_UNREACHABLE, StoreError) as error:
+            except Exception as error:  # a welcome is a courtesy: never a 5xx for Teams to retry
                 log.warning("welcome_failure", reason=type(error).__name__)
 
     async def on_message(self, ctx: ActivityContext[MessageActivity]) -> None:
@@ -75,102 +91,108 @@ class TeamsSurface:
         ):
             try:
                 await self._accept(ctx)
-            except CONNECTOR_UNREACHABLE as error:
-                log.warning("reply_failure", reason=type(error).__name__)
             except StoreError:
+                # Nothing was kept: answered 2xx all the same (a retry would meet the same store),
+                # and the user is told.
                 log.exception("store_failure")
-                await _best_effort(self._say(ctx, self.persona.render("turn_failed", bot_name=self.bot_name)))
-
-    async def _say(
-        self, ctx: ActivityContext[MessageActivity] | ActivityContext[InstalledActivity], text: str
-    ) -> None:
-        activity = MessageActivityInput(text=speaker_line(self.bot_name, text))
-        await call_connector("send_reply", lambda: ctx.send(activity), observe=self.observe)
+                await self._best_effort(
+                    "apology", self.replies.say(ctx.conversation_ref, self._turn_failed())
+                )
 
     async def _accept(self, ctx: ActivityContext[MessageActivity]) -> None:
         activity = ctx.activity
+        to = ctx.conversation_ref
         identity = identity_of(activity)
         if self.tenant_allowlist and identity.tenant_id not in self.tenant_allowlist:
             log.warning("turn_refused", reason="tenant not allowed")
-            await self._say(ctx, f"Sorry, {self.bot_name} is not enabled for your organisation.")
+            await self._best_effort(
+                "refusal",
+                self.replies.say(to, f"Sorry, {self.bot_name} is not enabled for your organisation."),
+            )
             return
         choice = consent_choice(activity)
         text = (activity.strip_mentions_text().text or "").strip()
         if not text and choice is None:
-            await self._say(ctx, "I can only read text messages. Please type your question.")
+            await self._best_effort(
+                "refusal", self.replies.say(to, "I can only read text messages. Please type your question.")
+            )
             return
         if len(text) > MAX_USER_TEXT_CHARS:
-            await self._say(
-                ctx,
-                f"That message is too long for me ({len(text)} characters; the limit is "
-                f"{MAX_USER_TEXT_CHARS}). Please shorten it.",
+            await self._best_effort(
+                "refusal",
+                self.replies.say(
+                    to,
+                    f"That message is too long for me ({len(text)} characters; the limit is "
+                    f"{MAX_USER_TEXT_CHARS}). Please shorten it.",
+                ),
             )
             return
         log.info("message_received", text=text, content=True)
-        if not await self.store.activities.accept(activity.id, identity.conversation_id):
+        turn = PendingTurn(
+            activity_id=activity.id,
+            reference=to,
+            identity=replace(identity, turn_id=activity.id),
+            text=text,
+            choice=choice,
+        )
+        claim = await self.inbox.accept(turn)
+        if isinstance(claim, Answered):
             log.info("activity_duplicate")
             return
-        await _best_effort(ctx.send(TypingActivityInput()))
-        fields = structlog.contextvars.get_contextvars()
-        self.turns.submit(
-            identity.conversation_id, lambda: self._run_turn(ctx, identity, text, choice, fields)
-        )
+        if isinstance(claim, Joined):
+            log.info("activity_duplicate", turn="still running: joined")
+            return
+        await self._best_effort("typing", self.replies.typing(to))
 
-    async def _run_turn(
-        self,
-        ctx: ActivityContext[MessageActivity],
-        identity: TurnIdentity,
-        text: str,
-        choice: ConsentChoice | None,
-        fields: dict[str, object],
-    ) -> None:
-        with (
-            structlog.contextvars.bound_contextvars(**fields),
-            tracer.start_as_current_span(
-                "teams.turn", attributes={"teams.conversation_id": identity.conversation_id}
-            ),
+    async def _run_turn(self, turn: PendingTurn) -> None:
+        with tracer.start_as_current_span(
+            "teams.turn", attributes={"teams.conversation_id": turn.identity.conversation_id}
         ):
-            await self._turn_body(ctx, identity, text, choice)
+            await self._turn_body(turn)
 
-    async def _turn_body(
-        self,
-        ctx: ActivityContext[MessageActivity],
-        identity: TurnIdentity,
-        text: str,
-        choice: ConsentChoice | None,
-    ) -> None:
-        """``choice`` is the user's answer on a consent card; otherwise ``text`` is their message."""
+    async def _turn_body(self, turn: PendingTurn) -> None:
         started = time.perf_counter()
+        identity = turn.identity
         try:
-            if choice is not None:
-                log.info("consent_answered", choice=choice)
-                result = TurnResult(reply=await self.sender.resolve_consent(identity, choice))
+            if turn.choice is not None:
+                log.info("consent_answered", choice=turn.choice)
+                result = TurnResult(reply=await self.sender.resolve_consent(identity, turn.choice))
             else:
-                result = await self.agent.run_user_turn(identity, text)
-        except Exception:
+                result = await self.agent.run_user_turn(identity, turn.text)
+        except Exception as error:
+            await self._no_token_means_later(error)
             log.exception("turn_failure")
-            result = TurnResult(reply=self.persona.render("turn_failed", bot_name=self.bot_name))
+            result = TurnResult(reply=self._turn_failed())
         try:
             if result.reply is None:
                 pass  # a handoff: its notice is in the chat already
             elif result.consent_peer is not None:
-                card = consent_card(self.bot_name, result.reply)
-                await call_connector(
-                    "send_reply",
-                    lambda: ctx.send(MessageActivityInput().add_card(card)),
-                    observe=self.observe,
-                )
+                await self.replies.card(turn.reference, consent_card(self.bot_name, result.reply))
             else:
-                await self._say(ctx, result.reply)
+                await self.replies.say(turn.reference, result.reply)
         except CONNECTOR_UNREACHABLE as error:
             log.warning("reply_failure", reason=type(error).__name__)
             return
+        except Exception as error:
+            await self._no_token_means_later(error)
+            log.exception("reply_failure", reason=type(error).__name__)
+            return
         log.info("turn_complete", duration_ms=round((time.perf_counter() - started) * 1000))
 
+    async def _no_token_means_later(self, error: Exception) -> None:
+        """Raise ``NoToken`` when ``error`` came from a credential that cannot get a token now."""
+        if isinstance(error, CONNECTOR_UNREACHABLE):
+            return
+        problem = await self.credential.problem()
+        if problem is not None:
+            raise NoToken(problem) from error
 
-async def _best_effort(sending: object) -> None:
-    """Typing, apologies: a failure is logged, never raised."""
-    try:
-        await sending  # type: ignore[misc]
-    except CONNECTOR_UNREACHABLE as error:
-        log.info("send_skipped", reason=type(error).__name__)
+    def _turn_failed(self) -> str:
+        return self.persona.render("turn_failed", bot_name=self.bot_name)
+
+    async def _best_effort(self, what: str, sending: Awaitable[None]) -> None:
+        """Typing, refusals, apologies: any failure is logged, never raised (never a 5xx)."""
+        try:
+            await sending
+        except Exception as error:
+            log.info("send_skipped", what=what, reason=type(error).__name__)

@@ -219,9 +219,13 @@ CONNECTING = "Connecting you to"
 
 
 async def notice_settled(connector: StandInConnector, conversation_id: str, within: float = 30) -> str:
-    """Wait until no message in the chat still says "Connecting you to…"; the chat's last text."""
+    """Wait until the chat has a message and none still says "Connecting you to…"; its last text."""
     await connector.wait_for(
-        lambda c: not any(CONNECTING in call.text for call in c.sent(conversation_id)), within=within
+        lambda c: (
+            bool(c.sent(conversation_id))
+            and not any(CONNECTING in call.text for call in c.sent(conversation_id))
+        ),
+        within=within,
     )
     return connector.sent(conversation_id)[-1].text
 

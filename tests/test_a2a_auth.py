@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +71,18 @@ async def test_card_is_public_and_declares_the_bearer_scheme(
     assert SECRET not in str(card)
 
 
+# Made when each case runs (a token made at collection would expire before a late case runs).
 @pytest.mark.parametrize(
     ("authorization", "reason"),
     [
-        (None, "missing bearer token"),
-        ("Basic dXNlcjpwYXNz", "missing bearer token"),
-        ("Bearer not-a-jwt", "malformed token"),
-        (f"Bearer {token(key='another-secret-of-sufficient-length-000')}", "bad signature"),
-        (f"Bearer {token(iat=int(time.time()) - 600, exp=int(time.time()) - 300)}", "token expired"),
-        (f"Bearer {token(aud='Carol')}", "another audience"),
-        (f"Bearer {token(jti=None)}", "missing claim jti"),
-        (f"Bearer {token(exp=int(time.time()) + 3600)}", "lifetime too long"),
+        (lambda: None, "missing bearer token"),
+        (lambda: "Basic dXNlcjpwYXNz", "missing bearer token"),
+        (lambda: "Bearer not-a-jwt", "malformed token"),
+        (lambda: f"Bearer {token(key='another-secret-of-sufficient-length-000')}", "bad signature"),
+        (lambda: f"Bearer {token(iat=int(time.time()) - 600, exp=int(time.time()) - 300)}", "token expired"),
+        (lambda: f"Bearer {token(aud='Carol')}", "another audience"),
+        (lambda: f"Bearer {token(jti=None)}", "missing claim jti"),
+        (lambda: f"Bearer {token(exp=int(time.time()) + 3600)}", "lifetime too long"),
     ],
     ids=["missing", "basic", "malformed", "wrong-key", "expired", "wrong-audience", "no-jti", "long-lived"],
 )
@@ -90,10 +92,11 @@ async def test_bad_token_gets_401_with_a_json_rpc_error_and_no_teams_call(
     connector: StandInConnector,
     service_url: str,
     caplog: pytest.LogCaptureFixture,
-    authorization: str | None,
+    authorization: Callable[[], str | None],
     reason: str,
 ) -> None:
-    headers = {**A2A_HEADERS, **({"Authorization": authorization} if authorization else {})}
+    value = authorization()
+    headers = {**A2A_HEADERS, **({"Authorization": value} if value else {})}
     response = await http.post(
         f"{bob.url}/a2a", headers=headers, json=send_message({"data": handoff(service_url)})
     )
@@ -107,8 +110,8 @@ async def test_bad_token_gets_401_with_a_json_rpc_error_and_no_teams_call(
     assert any(
         reason in str(entry.get("reason", "")) for entry in logged(caplog.records, "a2a_auth_rejected")
     )
-    if authorization:
-        assert authorization.split()[-1] not in caplog.text
+    if value:
+        assert value.split()[-1] not in caplog.text
 
 
 async def test_replayed_token_is_refused(

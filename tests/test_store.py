@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus
 from a2a_bridge.jobs import Claimed, Finished, HandoffJob
 from a2a_bridge.tasks import TaskRef, caller_context, final_status, task_of, working_status
 from bot.store import PendingHandoff, Store, StoreError, migrate, schema
+from bot.store import activities as inbox
 
 DATA = Path(__file__).parent / "data"
 
@@ -40,6 +43,13 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'state.db'}"
         return
+    async with postgres_database() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A new, empty database on the test PostgreSQL server, dropped afterwards."""
     base = make_url(postgres_url())
     database = f"test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(
@@ -300,6 +310,87 @@ async def test_a_consent_pressed_twice_on_two_replicas_takes_the_waiting_handoff
             assert sorted(taken, key=lambda t: t is None) == [PendingHandoff(peer="Bob", summary="VPN"), None]
             await replicas[1].consent.wait_for_answer("a:dana", PendingHandoff(peer="Bob", summary="VPN"))
         assert (await replicas[0].consent.get("a:dana")).choice == "yes"
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_a_pending_turn_is_joined_by_a_live_replica_and_taken_over_once_its_owner_is_gone(
+    store_url: str,
+) -> None:
+    # The first owner's lease is over as soon as it is written: it stands for a process that died.
+    dead = await Store.open(store_url, bot_name="Alice", replica_id="alice-1", turn_lease_seconds=-1)
+    live = [await Store.open(store_url, bot_name="Alice", replica_id=f"alice-{n}") for n in (2, 3)]
+    try:
+        assert isinstance(await dead.activities.claim("act-1", "a:dana", "turn-1"), inbox.Claimed)
+        claims = await asyncio.gather(
+            *(replica.activities.claim("act-1", "a:dana", "turn-1") for replica in live)
+        )
+        assert sorted(type(claim).__name__ for claim in claims) == ["Claimed", "Joined"]
+        assert [claim for claim in claims if isinstance(claim, inbox.Claimed)] == [
+            inbox.Claimed("turn-1", taken_over=True)
+        ]
+        assert [await replica.activities.claim("act-1", "a:dana", "turn-1") for replica in live] == [
+            inbox.Joined()
+        ] * 2
+        winner = live[0] if isinstance(claims[0], inbox.Claimed) else live[1]
+        await winner.activities.finish("act-1")
+        assert await live[0].activities.claim("act-1", "a:dana", "turn-1") == inbox.Answered()
+        assert await dead.activities.take_unfinished() == []
+    finally:
+        for replica in [dead, *live]:
+            await replica.close()
+
+
+async def test_a_restarted_replica_takes_the_turns_its_previous_run_left_at_once_and_in_order(
+    store_url: str,
+) -> None:
+    killed = await Store.open(store_url, bot_name="Alice", replica_id="alice-1")
+    for n in (1, 2, 3):
+        await killed.activities.claim(f"act-{n}", "a:dana", f"turn-{n}")
+    await killed.activities.finish("act-2")
+    other = await Store.open(store_url, bot_name="Alice", replica_id="alice-2")
+    restarted = await Store.open(store_url, bot_name="Alice", replica_id="alice-1")
+    try:
+        assert await other.activities.take_unfinished() == [], "a live lease is not another replica's"
+        taken = await restarted.activities.take_unfinished()
+        assert [(turn.activity_id, turn.turn, turn.attempts) for turn in taken] == [
+            ("act-1", "turn-1", 2),
+            ("act-3", "turn-3", 2),
+        ]
+        assert await restarted.activities.take_unfinished() == [], "taken once"
+        assert await restarted.activities.claim("act-1", "a:dana", "turn-1") == inbox.Joined()
+    finally:
+        for store in (killed, other, restarted):
+            await store.close()
+
+
+async def test_a_turn_that_killed_every_process_that_ran_it_is_given_up(store_url: str) -> None:
+    stores = [
+        await Store.open(store_url, bot_name="Alice", replica_id="alice-1")
+        for _ in range(inbox.MAX_TURN_ATTEMPTS + 1)
+    ]
+    try:
+        await stores[0].activities.claim("act-1", "a:dana", "turn-1")
+        for store in stores[1:-1]:
+            assert [turn.activity_id for turn in await store.activities.take_unfinished()] == ["act-1"]
+        assert await stores[-1].activities.take_unfinished() == []
+        assert await stores[-1].activities.claim("act-1", "a:dana", "turn-1") == inbox.Answered()
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_peer_token_used_at_one_replica_is_refused_at_another(store_url: str) -> None:
+    replicas = [await Store.open(store_url, bot_name="Bob") for _ in range(2)]
+    expires = time.time() + 60
+    try:
+        firsts = await asyncio.gather(
+            *(replica.used_tokens.first_use("jti-1", expires) for replica in replicas)
+        )
+        assert sorted(firsts) == [False, True]
+        assert await replicas[0].used_tokens.first_use("jti-2", expires) is True
+        assert await replicas[1].used_tokens.first_use("jti-2", expires) is False
     finally:
         for replica in replicas:
             await replica.close()

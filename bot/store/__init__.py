@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from a2a_bridge.tasks import HandoffTaskStore
-from bot.store.activities import ActivityLedger
+from bot.store.activities import ActivityLedger, Owner
 from bot.store.clock import now
 from bot.store.consent import ConsentState, ConsentStore, PendingHandoff
 from bot.store.errors import StoreError, reason
@@ -33,6 +33,7 @@ from bot.store.history import HistoryStore
 from bot.store.migrate import upgrade_to_head
 from bot.store.schema import A2A_PUSH_CONFIGS_TABLE, A2A_TASKS_TABLE, schema_info
 from bot.store.sent import SentHandoffStore
+from bot.store.tokens import UsedPeerTokens
 
 __all__ = ["ConsentState", "PendingHandoff", "Store", "StoreError"]
 
@@ -42,6 +43,8 @@ class Store:
     engine: AsyncEngine
     history: HistoryStore
     activities: ActivityLedger
+    """The Teams inbox."""
+    used_tokens: UsedPeerTokens
     handoffs: HandoffLedgerStore
     consent: ConsentStore
     sent: SentHandoffStore
@@ -50,12 +53,23 @@ class Store:
     a2a_push_configs: PushNotificationConfigStore
 
     @classmethod
-    async def open(cls, url: str, *, bot_name: str, handoff_lease_seconds: float = 120.0) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        bot_name: str,
+        handoff_lease_seconds: float = 120.0,
+        turn_lease_seconds: float = 30.0,
+        replica_id: str = "",
+    ) -> Store:
         engine = await open_engine(url)
         return cls(
             engine=engine,
             history=HistoryStore(engine),
-            activities=ActivityLedger(engine),
+            activities=ActivityLedger(
+                engine, owner=Owner(replica_id or bot_name), lease_seconds=turn_lease_seconds
+            ),
+            used_tokens=UsedPeerTokens(engine),
             handoffs=HandoffLedgerStore(engine, bot_name=bot_name, lease_seconds=handoff_lease_seconds),
             consent=ConsentStore(engine),
             sent=SentHandoffStore(engine),
@@ -64,6 +78,11 @@ class Store:
                 engine, create_table=False, table_name=A2A_PUSH_CONFIGS_TABLE
             ),
         )
+
+    @property
+    def shared(self) -> bool:
+        """A database that several processes (replicas) may use at once: PostgreSQL."""
+        return self.engine.dialect.name == "postgresql"
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, S
 from sqlalchemy.orm import DeclarativeBase
 
 # The revision a database must be at for this release; ``migrations/versions`` ends here.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 # Written into the old ``schema_info`` table too, so a release from before migrations refuses a
 # database this one has upgraded (it reads that number) instead of writing to it blindly.
 LEGACY_SCHEMA_VERSION = 2
@@ -85,6 +85,23 @@ processed_activities = Table(
     Column("activity_id", String(255), primary_key=True),
     Column("conversation_id", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Since 0005 the Teams inbox: a turn accepted and not yet ended is ``pending`` with what it needs
+    # to run (``turn``, a bot.inbox.PendingTurn as JSON), held by one process under a lease.
+    Column("status", String(20), nullable=False, server_default="done"),
+    Column("turn", Text, nullable=True),
+    Column("owner_replica", String(255), nullable=True),
+    Column("owner_run", String(36), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("ix_processed_activities_pending", "status", "lease_until"),
+)
+used_peer_tokens = Table(
+    "used_peer_tokens",
+    metadata,
+    # Since 0005: the ids of peer tokens already used, until they expire, shared by every replica.
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_used_peer_tokens_expires_at", "expires_at"),
 )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome
@@ -55,23 +56,28 @@ class SentHandoffStore:
 
     async def record(
         self, handoff: HandoffMessage, *, peer: str, conversation_id: str, service_url: str, push_token: str
-    ) -> None:
+    ) -> bool:
+        """False when this handoff id was recorded before (nothing is changed)."""
         moment = now()
         with translated("recording a sent handoff"):
-            async with self._engine.begin() as connection:
-                await connection.execute(
-                    sent_handoffs.insert().values(
-                        handoff_id=handoff.handoff_id,
-                        peer=peer,
-                        status=WAITING,
-                        payload=handoff.model_dump_json(by_alias=True),
-                        push_token_sha256=digest(push_token),
-                        conversation_id=conversation_id,
-                        service_url=service_url,
-                        created_at=moment,
-                        updated_at=moment,
+            try:
+                async with self._engine.begin() as connection:
+                    await connection.execute(
+                        sent_handoffs.insert().values(
+                            handoff_id=handoff.handoff_id,
+                            peer=peer,
+                            status=WAITING,
+                            payload=handoff.model_dump_json(by_alias=True),
+                            push_token_sha256=digest(push_token),
+                            conversation_id=conversation_id,
+                            service_url=service_url,
+                            created_at=moment,
+                            updated_at=moment,
+                        )
                     )
-                )
+            except IntegrityError:
+                return False
+        return True
 
     async def note(
         self, handoff_id: str, *, notice_activity_id: str | None = None, task_id: str | None = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 
 @dataclass
@@ -48,6 +48,8 @@ class _Failure:
     status: int
     times: int
     headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    where: Callable[[ConnectorCall], bool] = lambda call: True
 
 
 class StandInConnector:
@@ -81,9 +83,19 @@ class StandInConnector:
         ``seconds``, after acting on them: Teams slow to answer what it has already done."""
         self._delays.append(_Delay(kind, seconds, times, where))
 
-    def fail(self, kind: str, status: int, *, times: int = 1, headers: dict[str, str] | None = None) -> None:
-        """Answer the next ``times`` calls of ``kind`` with ``status``."""
-        self._failures.append(_Failure(kind, status, times, headers or {}))
+    def fail(
+        self,
+        kind: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        where: Callable[[ConnectorCall], bool] = lambda call: True,
+    ) -> None:
+        """Answer the next ``times`` calls of ``kind`` (that ``where`` picks) with ``status``, and
+        with ``body`` as it is when given (say, JSON cut short by a broken proxy in front of Teams)."""
+        self._failures.append(_Failure(kind, status, times, headers or {}, body, where))
 
     def created(self) -> list[ConnectorCall]:
         return [call for call in self.calls if call.kind == "create_conversation"]
@@ -116,10 +128,17 @@ class StandInConnector:
         async with self._changed:
             self._changed.notify_all()
 
-    def _failure_for(self, call: ConnectorCall) -> JSONResponse | None:
+    def _failure_for(self, call: ConnectorCall) -> Response | None:
         for failure in self._failures:
-            if failure.kind == call.kind and failure.times > 0:
+            if failure.kind == call.kind and failure.times > 0 and failure.where(call):
                 failure.times -= 1
+                if failure.body is not None:
+                    return Response(
+                        failure.body,
+                        status_code=failure.status,
+                        headers=failure.headers,
+                        media_type="application/json",
+                    )
                 return JSONResponse(
                     {"error": {"code": "Failure", "message": "stand-in failure"}},
                     status_code=failure.status,
@@ -127,7 +146,7 @@ class StandInConnector:
                 )
         return None
 
-    async def _create(self, prefix: str, request: Request) -> JSONResponse:
+    async def _create(self, prefix: str, request: Request) -> Response:
         body = await request.json()
         call = ConnectorCall("create_conversation", prefix, None, body, request.headers.get("authorization"))
         if (failure := self._failure_for(call)) is None:
@@ -139,7 +158,7 @@ class StandInConnector:
         await self._maybe_late(call)
         return JSONResponse({"id": call.returned_id}, status_code=201)
 
-    async def _send(self, prefix: str, conversation_id: str, request: Request) -> JSONResponse:
+    async def _send(self, prefix: str, conversation_id: str, request: Request) -> Response:
         body = await request.json()
         call = ConnectorCall(
             "send_activity", prefix, conversation_id, body, request.headers.get("authorization")
@@ -156,7 +175,7 @@ class StandInConnector:
 
     async def _update(
         self, prefix: str, conversation_id: str, activity_id: str, request: Request
-    ) -> JSONResponse:
+    ) -> Response:
         body = await request.json()
         call = ConnectorCall(
             "update_activity",

@@ -1,0 +1,39 @@
+"""Whether this bot can get a Bot Framework token now: the question to ask when a send fails oddly.
+
+The Teams SDK acquires tokens inside each connector call; a rejected or expired secret surfaces
+there as a ``ValueError`` (or an MSAL or network error), not as an HTTP error. Asking once more,
+directly, tells a credential problem (worth waiting out: an operator may fix it) from any other.
+"""
+
+from __future__ import annotations
+
+import re
+
+import structlog
+from microsoft_teams.apps import App
+
+log = structlog.get_logger(__name__)
+
+_AADSTS = re.compile(r"AADSTS\d{4,6}")
+
+
+class BotCredential:
+    def __init__(self, app: App, *, configured: bool) -> None:
+        self._app = app
+        self._configured = configured
+
+    async def problem(self) -> str | None:
+        """None when a token can be had (or none is needed); else a loggable reason, never a secret."""
+        if not self._configured:
+            return None
+        try:
+            token = await self._app.token_provider.get_app_token()
+        except Exception as error:  # MSAL, the network, the SDK's ValueError: all "no token"
+            return reason_of(error)
+        return None if token is not None else "no token issued"
+
+
+def reason_of(error: BaseException) -> str:
+    """The Entra error code when there is one (AADSTS7000215: invalid secret, ...), else the kind."""
+    found = _AADSTS.search(str(error))
+    return found.group(0) if found else type(error).__name__

@@ -1,0 +1,42 @@
+"""Sending to the conversation a turn came from, with or without the request that brought it.
+
+A turn may run long after its /api/messages request has answered, or in another process after a
+restart: so replies are addressed from the turn's stored conversation reference, the way the Teams
+SDK's own ``ctx.send`` addresses them, not through the request's context.
+"""
+
+from __future__ import annotations
+
+from microsoft_teams.api.activities.message import MessageActivityInput
+from microsoft_teams.api.activities.typing import TypingActivityInput
+from microsoft_teams.api.models.conversation.conversation_reference import ConversationReference
+from microsoft_teams.apps import App
+from microsoft_teams.apps.activity_send import send_or_update_activity
+from microsoft_teams.cards import AdaptiveCard
+
+from bot.retry import Observer, call_connector
+from bot.speaker import speaker_line
+
+
+class Replies:
+    def __init__(self, *, app: App, bot_name: str, observe: Observer | None = None) -> None:
+        self._app = app
+        self._bot_name = bot_name
+        self._observe = observe
+
+    async def say(self, to: ConversationReference, text: str) -> None:
+        message = MessageActivityInput(text=speaker_line(self._bot_name, text))
+        await call_connector("send_reply", lambda: self._send(to, message), observe=self._observe)
+
+    async def card(self, to: ConversationReference, card: AdaptiveCard) -> None:
+        message = MessageActivityInput().add_card(card)
+        await call_connector("send_reply", lambda: self._send(to, message), observe=self._observe)
+
+    async def typing(self, to: ConversationReference) -> None:
+        """One attempt: a typing indicator is not worth a retry."""
+        await self._send(to, TypingActivityInput())
+
+    async def _send(
+        self, to: ConversationReference, activity: MessageActivityInput | TypingActivityInput
+    ) -> None:
+        await send_or_update_activity(self._app.api, activity, to)
