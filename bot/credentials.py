@@ -15,6 +15,8 @@ from microsoft_teams.apps import App
 log = structlog.get_logger(__name__)
 
 _AADSTS = re.compile(r"AADSTS\d{4,6}")
+# What the Teams SDK keeps of Entra's answer: its OAuth error code (``invalid_client``, ...).
+_OAUTH_ERROR = re.compile(r"[a-z_]{3,40}")
 
 
 class BotCredential:
@@ -34,6 +36,10 @@ class BotCredential:
 
 
 def reason_of(error: BaseException) -> str:
-    """The Entra error code when there is one (AADSTS7000215: invalid secret, ...), else the kind."""
-    found = _AADSTS.search(str(error))
-    return found.group(0) if found else type(error).__name__
+    """Entra's error code when there is one (AADSTS7000215, or the OAuth code ``invalid_client``
+    that the Teams SDK keeps of it), else the kind of error."""
+    text = str(error)
+    found = _AADSTS.search(text)
+    if found:
+        return found.group(0)
+    return text if _OAUTH_ERROR.fullmatch(text) else type(error).__name__
