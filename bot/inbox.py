@@ -53,10 +53,13 @@ TurnBody = Callable[[PendingTurn], Awaitable[None]]
 
 
 class TurnInbox:
-    def __init__(self, *, ledger: ActivityLedger, turns: TurnRunner, body: TurnBody) -> None:
+    def __init__(
+        self, *, ledger: ActivityLedger, turns: TurnRunner, body: TurnBody, apology: TurnBody
+    ) -> None:
         self._ledger = ledger
         self._turns = turns
         self._body = body
+        self._apology = apology
 
     async def accept(self, turn: PendingTurn) -> TurnClaim:
         """Kept and scheduled (Claimed), already held by a live run (Joined), or done (Answered)."""
@@ -78,6 +81,9 @@ class TurnInbox:
             except ValidationError:
                 log.error("turn_unreadable", activity_id=unfinished.activity_id)
                 await self._ledger.finish(unfinished.activity_id)
+                continue
+            if unfinished.given_up:
+                await self._apology(turn)
                 continue
             log.info("turn_resumed", activity_id=turn.activity_id, attempt=unfinished.attempts)
             self._submit(turn)
@@ -111,6 +117,7 @@ class TurnInbox:
                         await self._body(turn)
             except Exception:
                 log.exception("turn_crashed")
+                await self._apology(turn)
             try:
                 await self._ledger.finish(turn.activity_id)
             except StoreError:

@@ -60,7 +60,9 @@ class TeamsSurface:
         self.replies = replies
         self.credential = credential
         self.tenant_allowlist = tenant_allowlist
-        self.inbox = TurnInbox(ledger=store.activities, turns=turns, body=self._run_turn)
+        self.inbox = TurnInbox(
+            ledger=store.activities, turns=turns, body=self._run_turn, apology=self._apologise
+        )
 
     def register(self, app: App) -> None:
         app.on_message(self.on_message)
@@ -186,6 +188,10 @@ class TeamsSurface:
         problem = await self.credential.problem()
         if problem is not None:
             raise NoToken(problem) from error
+
+    async def _apologise(self, turn: PendingTurn) -> None:
+        """A turn that could not be finished however often it was run: the user is told."""
+        await self._best_effort("apology", self.replies.say(turn.reference, self._turn_failed()))
 
     def _turn_failed(self) -> str:
         return self.persona.render("turn_failed", bot_name=self.bot_name)

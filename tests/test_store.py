@@ -374,6 +374,8 @@ async def test_a_turn_that_killed_every_process_that_ran_it_is_given_up(store_ur
         await stores[0].activities.claim("act-1", "a:dana", "turn-1")
         for store in stores[1:-1]:
             assert [turn.activity_id for turn in await store.activities.take_unfinished()] == ["act-1"]
+        [given_up] = await stores[-1].activities.take_unfinished()
+        assert (given_up.activity_id, given_up.given_up) == ("act-1", True), "handed back for an apology"
         assert await stores[-1].activities.take_unfinished() == []
         assert await stores[-1].activities.claim("act-1", "a:dana", "turn-1") == inbox.Answered()
     finally:

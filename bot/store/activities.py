@@ -66,6 +66,8 @@ class UnfinishedTurn:
     conversation_id: str
     turn: str
     attempts: int
+    given_up: bool = False
+    """Ended here without running: every process that ran it died (the user gets an apology)."""
 
 
 class ActivityLedger:
@@ -176,9 +178,17 @@ class ActivityLedger:
             for row in rows:
                 if not await self._take(row.activity_id, row.owner_run, row.lease_until):
                     continue
-                if row.turn is None or row.attempts >= MAX_TURN_ATTEMPTS:
+                if row.turn is None:
+                    await self.finish(row.activity_id)
+                    continue
+                if row.attempts >= MAX_TURN_ATTEMPTS:
                     log.error("turn_given_up", activity_id=row.activity_id, attempts=row.attempts)
                     await self.finish(row.activity_id)
+                    taken.append(
+                        UnfinishedTurn(
+                            row.activity_id, row.conversation_id, row.turn, row.attempts, given_up=True
+                        )
+                    )
                     continue
                 log.warning("turn_taken_over", activity_id=row.activity_id, attempts=row.attempts + 1)
                 taken.append(UnfinishedTurn(row.activity_id, row.conversation_id, row.turn, row.attempts + 1))

@@ -16,10 +16,10 @@ import contextlib
 import datetime
 import time
 import uuid
-from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jwt
 import uvicorn
