@@ -8,6 +8,8 @@ directly, tells a credential problem (worth waiting out: an operator may fix it)
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 import structlog
 from microsoft_teams.apps import App
@@ -19,10 +21,28 @@ _AADSTS = re.compile(r"AADSTS\d{4,6}")
 _OAUTH_ERROR = re.compile(r"[a-z_]{3,40}")
 
 
+# Readiness probes ask often; Entra is asked at most this often (a token, once had, is cached by MSAL).
+HEALTH_CACHE_SECONDS = 15.0
+
+
 class BotCredential:
-    def __init__(self, app: App, *, configured: bool) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        configured: bool,
+        on_failure: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._app = app
         self._configured = configured
+        self._on_failure = on_failure
+        self._clock = clock
+        self._checked: tuple[float, str | None] | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self._configured
 
     async def problem(self) -> str | None:
         """None when a token can be had (or none is needed); else a loggable reason, never a secret."""
@@ -30,9 +50,21 @@ class BotCredential:
             return None
         try:
             token = await self._app.token_provider.get_app_token()
+            found = None if token is not None else "no token issued"
         except Exception as error:  # MSAL, the network, the SDK's ValueError: all "no token"
-            return reason_of(error)
-        return None if token is not None else "no token issued"
+            found = reason_of(error)
+        if found is not None:
+            log.error("bot_token_unavailable", reason=found)
+            if self._on_failure is not None:
+                self._on_failure(found)
+        self._checked = (self._clock(), found)
+        return found
+
+    async def health(self) -> str | None:
+        """``problem()``, answered from the last check when it is recent (readiness probes)."""
+        if self._checked is not None and self._clock() - self._checked[0] < HEALTH_CACHE_SECONDS:
+            return self._checked[1]
+        return await self.problem()
 
 
 def reason_of(error: BaseException) -> str:

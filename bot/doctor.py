@@ -20,6 +20,7 @@ from agent_framework import FunctionTool, Message
 
 from a2a_bridge.auth import PeerTokenInterceptor, SharedSecretSigner
 from bot.config import Settings
+from bot.credentials import BotCredential
 from bot.manifest import ManifestError, build_manifest
 from bot.model_client import build_chat_client
 from bot.store import Store, StoreError
@@ -47,6 +48,7 @@ async def run_doctor(settings: Settings, *, env_file: str | None = None, out: Te
         )
     ]
     checks.append(await _store(settings))
+    checks.append(await _bot_token(settings))
     checks.append(await _model(settings))
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as http:
         for url in settings.peer_urls:
@@ -67,6 +69,35 @@ async def _store(settings: Settings) -> Check:
         return Check("store", False, str(error), "point STATE_URL at a database this user can write")
     await store.close()
     return Check("store", True, "opened and written (schema current)")
+
+
+_TOKEN_FIXES = {
+    "invalid_client": "CLIENT_SECRET is wrong or expired: add a new client secret to the app "
+    "registration (Certificates & secrets) and set its value as CLIENT_SECRET",
+    "unauthorized_client": "CLIENT_ID is not known in that tenant: check CLIENT_ID and TENANT_ID "
+    "against the app registration",
+}
+
+
+async def _bot_token(settings: Settings) -> Check:
+    """The token every call to Teams needs: asked of Entra ID once, as the bot would ask."""
+    name = "Bot Framework token"
+    if not settings.client_id:
+        return Check(name, True, "no CLIENT_ID (local development): none needed")
+    from microsoft_teams.apps import App
+
+    app = App(
+        client_id=settings.client_id,
+        client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
+        tenant_id=settings.tenant_id,
+    )
+    problem = await BotCredential(app, configured=True).problem()
+    if problem is not None:
+        fix = _TOKEN_FIXES.get(
+            problem, "check CLIENT_ID, CLIENT_SECRET and TENANT_ID against the app registration"
+        )
+        return Check(name, False, f"Entra ID issued none ({problem})", fix)
+    return Check(name, True, "Entra ID issued one for the Bot Framework")
 
 
 async def _model(settings: Settings) -> Check:

@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from agent_framework import ChatContext, chat_middleware
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from a2a_bridge.telemetry import A2AMetrics, Stopwatch
 from bot.config import Settings
@@ -39,6 +39,12 @@ class BotMetrics:
             buckets=_SECONDS,
         )
         self.turns_in_flight = Gauge("turns_in_flight", "Teams turns being worked on", registry=self.registry)
+        self.token_failures = Counter(
+            "bot_token_failures_total",
+            "Times no Bot Framework token could be had, by reason (Entra's error code)",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

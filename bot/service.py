@@ -59,6 +59,7 @@ class BotService:
     agent: BotAgent
     turns: TurnRunner
     inbox: TurnInbox
+    credential: BotCredential
     metrics: BotMetrics
     jobs: HandoffJobs
     tracker: HandoffTracker
@@ -173,6 +174,11 @@ async def _build(
     )
     turns = TurnRunner()
     metrics.turns_in_flight.set_function(lambda: turns.in_flight)
+    credential = BotCredential(
+        teams,
+        configured=settings.client_id is not None,
+        on_failure=lambda reason: metrics.token_failures.labels(reason).inc(),
+    )
     surface = TeamsSurface(
         bot_name=settings.bot_name,
         agent=agent,
@@ -181,7 +187,7 @@ async def _build(
         persona=persona,
         turns=turns,
         replies=Replies(app=teams, bot_name=settings.bot_name, observe=metrics.observe_connector),
-        credential=BotCredential(teams, configured=settings.client_id is not None),
+        credential=credential,
         tenant_allowlist=settings.tenant_allowlist,
     )
     surface.register(teams)
@@ -248,6 +254,7 @@ async def _build(
         agent=agent,
         turns=turns,
         inbox=surface.inbox,
+        credential=credential,
         metrics=metrics,
         jobs=jobs,
         tracker=tracker,
@@ -342,10 +349,19 @@ def _add_health_routes(service: BotService) -> None:
     @web.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         store_ok = await service.store.ping()
+        credential_problem = await service.credential.health()
+        ready = store_ok and credential_problem is None
         body = {
-            "ready": store_ok,
+            "ready": ready,
             "bot": service.settings.bot_name,
             "store": "ok" if store_ok else "unreachable",
+            "credential": (
+                f"no Bot Framework token: {credential_problem}"
+                if credential_problem is not None
+                else "ok"
+                if service.credential.configured
+                else "none (local development)"
+            ),
             "model": service.settings.model_provider,
             "model_note": (
                 "offline: the built-in routing model; configure OPENAI_* or AZURE_OPENAI_* for real answers"
@@ -354,4 +370,4 @@ def _add_health_routes(service: BotService) -> None:
             ),
             "peers": service.peers.freshness(),
         }
-        return JSONResponse(body, status_code=200 if store_ok else 503)
+        return JSONResponse(body, status_code=200 if ready else 503)

@@ -6,6 +6,7 @@ Framework's scope."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import jwt
 import pytest
 
 from tests.harness import message_activity
-from tests.processes import BotProcess
+from tests.processes import BotProcess, process_env, spawn_bot
 from tests.standins.connector import StandInConnector
 from tests.standins.entra import BOT_SCOPE, StandInEntra
 from tests.standins.openai_server import StandInOpenAI
@@ -90,3 +91,48 @@ async def test_a_rejected_secret_keeps_the_turn_until_the_credential_works_and_i
         assert CLIENT_SECRET not in str(alice.log)
     finally:
         await alice.stop()
+
+
+async def test_readyz_says_no_token_can_be_had_with_entras_code_and_asks_entra_once_per_window(
+    http: httpx.AsyncClient, llm_server: Any, tmp_path: Path, entra: StandInEntra
+) -> None:
+    alice = alice_with_credentials(llm_server, tmp_path, entra)
+    await alice.start()
+    try:
+        first = await http.get(f"{alice.url}/readyz")
+        asked = len(entra.token_requests)
+        second = await http.get(f"{alice.url}/readyz")
+        assert first.status_code == second.status_code == 503
+        assert first.json()["credential"] == "no Bot Framework token: invalid_client"
+        assert len(entra.token_requests) == asked, "the second probe was answered from the last check"
+        metrics = (await http.get(f"{alice.url}/metrics")).text
+        assert 'bot_token_failures_total{reason="invalid_client"}' in metrics
+        assert CLIENT_SECRET not in first.text + metrics + str(alice.log)
+    finally:
+        await alice.stop()
+
+
+@pytest.mark.parametrize("accepted", [False, True], ids=["rejected", "accepted"])
+async def test_doctor_asks_entra_for_a_token_and_names_the_fix_for_a_rejected_secret(
+    tmp_path: Path, entra: StandInEntra, accepted: bool
+) -> None:
+    entra.secret = CLIENT_SECRET if accepted else "the-secret-entra-has-now"
+    env = process_env(
+        BOT_NAME="Alice",
+        BOT_DESCRIPTION="Travel desk",
+        BOT_SELF_URL="http://127.0.0.1:9",
+        LOCAL_DEVELOPMENT="true",
+        CLIENT_ID=APP_ID,
+        CLIENT_SECRET=CLIENT_SECRET,
+        STATE_URL=f"sqlite+aiosqlite:///{tmp_path / 'doctor.db'}",
+        **entra.environment(),
+    )
+    process = await spawn_bot("doctor", cwd=tmp_path, env=env)
+    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
+    report = stdout.decode()
+    if accepted:
+        assert "PASS  Bot Framework token: Entra ID issued one for the Bot Framework" in report
+    else:
+        assert "FAIL  Bot Framework token: Entra ID issued none (invalid_client)" in report
+        assert "fix: CLIENT_SECRET is wrong or expired" in report
+    assert CLIENT_SECRET not in report

@@ -57,7 +57,8 @@ async def test_doctor_passes_a_healthy_setup(
     assert "PASS  model: openai reachable and calls tools" in report
     assert f"PASS  peer {bob.url}: Bob: card fetched, A2A endpoint accepts our token" in report
     assert "PASS  BOT_SELF_URL" in report
-    assert report.strip().endswith("6 passed, 0 failed")
+    assert "PASS  Bot Framework token: no CLIENT_ID (local development): none needed" in report
+    assert report.strip().endswith("7 passed, 0 failed")
 
 
 async def test_doctor_names_each_problem_and_its_fix(
