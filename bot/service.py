@@ -112,11 +112,15 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
         try:
             yield service
         finally:
-            for task in [keeping_inbox, *keeping_keys, *([watching] if watching is not None else [])]:
+            for task in [*keeping_keys, *([watching] if watching is not None else [])]:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await service.turns.drain(settings.shutdown_grace_seconds)
+            # Leases are kept while turns drain: no other replica takes over a turn still finishing.
+            keeping_inbox.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping_inbox
             await service.jobs.drain(settings.shutdown_grace_seconds)
             sweeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):

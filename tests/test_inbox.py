@@ -25,6 +25,10 @@ CHATS = ("a:dana", "a:lee")
 CUT_SHORT = '{"id": "activity-'
 
 
+def alice_process(llm_server: Any, tmp_path: Path) -> BotProcess:
+    return BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+
+
 def answers(connector: StandInConnector, conversation_id: str) -> list[str]:
     return [call.text for call in connector.sent(conversation_id)]
 
@@ -56,7 +60,7 @@ async def test_turns_in_flight_when_alice_is_killed_are_answered_once_after_the_
 ) -> None:
     gate = asyncio.Event()
     llm.script("alice-model", held_until(gate, echo))
-    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+    alice = alice_process(llm_server, tmp_path)
     await alice.start()
     messages = [
         message_activity("Book me a train to Lyon", conversation_id="a:dana", service_url=service_url),
@@ -106,7 +110,7 @@ async def test_a_redelivery_while_the_turn_runs_joins_it_and_the_user_gets_one_a
 ) -> None:
     gate = asyncio.Event()
     llm.script("alice-model", held_until(gate, echo))
-    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+    alice = alice_process(llm_server, tmp_path)
     await alice.start()
     try:
         activity = message_activity(
@@ -146,7 +150,7 @@ async def test_an_unreadable_answer_to_typing_is_no_5xx_and_the_turn_is_still_an
         body=CUT_SHORT,
         where=lambda call: call.body.get("type") == "typing",
     )
-    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+    alice = alice_process(llm_server, tmp_path)
     await alice.start()
     try:
         activity = message_activity(
@@ -176,7 +180,7 @@ async def test_a_reply_that_fails_oddly_is_logged_and_the_chat_goes_on(
         body=CUT_SHORT,
         where=lambda call: call.body.get("type") == "message",
     )
-    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+    alice = alice_process(llm_server, tmp_path)
     await alice.start()
     try:
         activity = message_activity(
