@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.clock import aware, now
+from bot.store.clock import now
 from bot.store.errors import translated
 from bot.store.schema import processed_activities as inbox
 
@@ -115,16 +115,15 @@ class ActivityLedger:
                 return Claimed(turn)
             except IntegrityError:
                 pass
+            if await self._take(activity_id[:255], moment):
+                return Claimed(turn, taken_over=True)
             async with self._engine.connect() as connection:
-                row = (
-                    await connection.execute(select(inbox).where(inbox.c.activity_id == activity_id[:255]))
-                ).first()
-            if row is None or row.status != PENDING:
-                return Answered()
-            if row.turn is None or not self._abandoned(row.owner_replica, row.owner_run, row.lease_until):
-                return Joined()
-            taken = await self._take(row.activity_id, row.owner_run, row.lease_until)
-            return Claimed(row.turn, taken_over=True) if taken else Joined()
+                status = (
+                    await connection.execute(
+                        select(inbox.c.status).where(inbox.c.activity_id == activity_id[:255])
+                    )
+                ).scalar()
+            return Joined() if status == PENDING else Answered()
 
     async def finish(self, activity_id: str) -> None:
         with translated("ending the turn"):
@@ -160,23 +159,14 @@ class ActivityLedger:
                 rows = (
                     await connection.execute(
                         select(inbox)
-                        .where(
-                            inbox.c.status == PENDING,
-                            or_(
-                                inbox.c.lease_until < moment,
-                                and_(
-                                    inbox.c.owner_replica == self.owner.replica,
-                                    inbox.c.owner_run != self.owner.run,
-                                ),
-                            ),
-                        )
+                        .where(inbox.c.status == PENDING, self._abandoned(moment))
                         .order_by(inbox.c.created_at, inbox.c.activity_id)
                         .limit(limit)
                     )
                 ).all()
             taken: list[UnfinishedTurn] = []
             for row in rows:
-                if not await self._take(row.activity_id, row.owner_run, row.lease_until):
+                if not await self._take(row.activity_id, moment):
                     continue
                 if row.turn is None:
                     await self.finish(row.activity_id)
@@ -194,24 +184,20 @@ class ActivityLedger:
                 taken.append(UnfinishedTurn(row.activity_id, row.conversation_id, row.turn, row.attempts + 1))
             return taken
 
-    def _abandoned(self, replica: str | None, run: str | None, lease_until: datetime | None) -> bool:
-        if replica == self.owner.replica and run != self.owner.run:
-            return True  # an earlier run of this replica: it is not running, this one is
-        return lease_until is None or aware(lease_until) < now()
+    def _abandoned(self, moment: datetime) -> ColumnElement[bool]:
+        """A pending turn no live process holds: its lease ran out, or an earlier run of this very
+        replica had it (that run is not running: this one is)."""
+        return or_(
+            inbox.c.lease_until < moment,
+            and_(inbox.c.owner_replica == self.owner.replica, inbox.c.owner_run != self.owner.run),
+        )
 
-    async def _take(self, activity_id: str, run: str | None, lease_until: datetime | None) -> bool:
-        """Only one process moves a turn from the run that had it."""
+    async def _take(self, activity_id: str, moment: datetime) -> bool:
+        """Hold an abandoned turn: the condition is checked in the UPDATE, so one process wins it."""
         async with self._engine.begin() as connection:
             result = await connection.execute(
                 inbox.update()
-                .where(
-                    inbox.c.activity_id == activity_id,
-                    inbox.c.status == PENDING,
-                    inbox.c.owner_run == run if run is not None else inbox.c.owner_run.is_(None),
-                    inbox.c.lease_until == lease_until
-                    if lease_until is not None
-                    else inbox.c.lease_until.is_(None),
-                )
+                .where(inbox.c.activity_id == activity_id, inbox.c.status == PENDING, self._abandoned(moment))
                 .values(
                     owner_replica=self.owner.replica,
                     owner_run=self.owner.run,
