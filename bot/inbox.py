@@ -33,12 +33,16 @@ class PendingTurn(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    activity_id: str
     reference: ConversationReference
     identity: TurnIdentity
+    """Carries the activity id as ``turn_id``."""
     text: str
     choice: ConsentChoice | None = None
     """The user's press on a consent card; otherwise ``text`` is their message."""
+
+    @property
+    def activity_id(self) -> str:
+        return self.identity.turn_id
 
 
 class NoToken(Exception):
@@ -72,8 +76,8 @@ class TurnInbox:
             self._submit(turn)
         return claim
 
-    async def resume(self) -> int:
-        """Run what a stopped process left, oldest first; how many turns were taken."""
+    async def resume(self) -> None:
+        """Run what a stopped process left, oldest first."""
         taken = await self._ledger.take_unfinished()
         for unfinished in taken:
             try:
@@ -87,7 +91,6 @@ class TurnInbox:
                 continue
             log.info("turn_resumed", activity_id=turn.activity_id, attempt=unfinished.attempts)
             self._submit(turn)
-        return len(taken)
 
     async def keep_forever(self) -> None:
         """Renew this process's leases, and take over turns whose process died, every third of a lease."""

@@ -131,7 +131,6 @@ class TeamsSurface:
             return
         log.info("message_received", text=text, content=True)
         turn = PendingTurn(
-            activity_id=activity.id,
             reference=to,
             identity=replace(identity, turn_id=activity.id),
             text=text,

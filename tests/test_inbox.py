@@ -19,14 +19,10 @@ from tests.harness import message_activity
 from tests.processes import BotProcess
 from tests.standins.connector import StandInConnector
 from tests.standins.openai_server import StandInOpenAI, held_until
-from tests.test_resilience import echo, process_llm_env
+from tests.test_resilience import alice_process, echo
 
 CHATS = ("a:dana", "a:lee")
 CUT_SHORT = '{"id": "activity-'
-
-
-def alice_process(llm_server: Any, tmp_path: Path) -> BotProcess:
-    return BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
 
 
 def answers(connector: StandInConnector, conversation_id: str) -> list[str]:

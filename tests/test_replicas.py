@@ -56,24 +56,19 @@ async def two_of_each(tmp_path: Path, llm_server: Any) -> AsyncIterator[Fleet]:
             "HANDOFF_LEASE_SECONDS": "2",
             "HANDOFF_POLL_SECONDS": "0.3",
         }
-        for replica in alice:
-            replica.settings = {
-                **common,
-                "BOT_DESCRIPTION": ALICE_DESCRIPTION,
-                "OPENAI_MODEL": "alice-model",
-                "STATE_URL": alice_db,
-                "BOT_SELF_URL": alice_url,
-                "PEER_URLS": bob_url,
-            }
-        for replica in bob:
-            replica.settings = {
-                **common,
-                "BOT_DESCRIPTION": BOB_DESCRIPTION,
-                "OPENAI_MODEL": "bob-model",
-                "STATE_URL": bob_db,
-                "BOT_SELF_URL": bob_url,
-                "PEER_URLS": alice_url,
-            }
+        for replicas, description, model, database, own, peer in (
+            (alice, ALICE_DESCRIPTION, "alice-model", alice_db, alice_url, bob_url),
+            (bob, BOB_DESCRIPTION, "bob-model", bob_db, bob_url, alice_url),
+        ):
+            for replica in replicas:
+                replica.settings = {
+                    **common,
+                    "BOT_DESCRIPTION": description,
+                    "OPENAI_MODEL": model,
+                    "STATE_URL": database,
+                    "BOT_SELF_URL": own,
+                    "PEER_URLS": peer,
+                }
         try:
             # Started together: schema set-up on the empty databases is done once, under a lock.
             await asyncio.gather(*(replica.start() for replica in [*alice, *bob]))

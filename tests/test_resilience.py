@@ -53,6 +53,11 @@ def process_llm_env(llm_server: Any, model: str, state: Path, **more: str) -> di
     }
 
 
+def alice_process(llm_server: Any, tmp_path: Path) -> BotProcess:
+    """Alice as a process on the stand-in model ``alice-model``, her state in ``tmp_path``."""
+    return BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+
+
 async def test_history_survives_a_restart_of_the_bot_process(
     http: httpx.AsyncClient,
     connector: StandInConnector,
@@ -62,7 +67,7 @@ async def test_history_survives_a_restart_of_the_bot_process(
     tmp_path: Path,
 ) -> None:
     llm.script("alice-model", echo)
-    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+    alice = alice_process(llm_server, tmp_path)
     await alice.start()
     await user_says(
         http,
@@ -511,7 +516,7 @@ async def test_sigterm_during_a_turn_finishes_the_turn_before_exiting(
 ) -> None:
     gate = asyncio.Event()
     llm.script("alice-model", held_until(gate, echo))
-    alice = BotProcess("Alice", process_llm_env(llm_server, "alice-model", tmp_path / "a.db"), tmp_path)
+    alice = alice_process(llm_server, tmp_path)
     await alice.start()
     await http.post(
         f"{alice.url}/api/messages",

@@ -10,6 +10,7 @@ Callers see ``StoreError``, never a driver's error.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,14 +61,17 @@ class Store:
         bot_name: str,
         handoff_lease_seconds: float = 120.0,
         turn_lease_seconds: float = 30.0,
-        replica_id: str = "",
+        replica_id: str | None = None,
     ) -> Store:
         engine = await open_engine(url)
         return cls(
             engine=engine,
             history=HistoryStore(engine),
             activities=ActivityLedger(
-                engine, owner=Owner(replica_id or bot_name), lease_seconds=turn_lease_seconds
+                engine,
+                # Unnamed (tools, tests): a replica of its own, whose turns only a lapsed lease frees.
+                owner=Owner(replica_id or f"{bot_name}-{uuid.uuid4().hex[:12]}"),
+                lease_seconds=turn_lease_seconds,
             ),
             used_tokens=UsedPeerTokens(engine),
             handoffs=HandoffLedgerStore(engine, bot_name=bot_name, lease_seconds=handoff_lease_seconds),
