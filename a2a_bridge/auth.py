@@ -183,27 +183,40 @@ class PeerAuthMiddleware:
             if not authorization.startswith("Bearer "):
                 raise InvalidPeerToken("missing bearer token")
             token = self._verifier.verify(authorization.removeprefix("Bearer ").strip())
-            if not await self._seen.first_use(token.jti, token.expires_at):
-                raise InvalidPeerToken("token replayed")
         except InvalidPeerToken as refusal:
-            client = scope.get("client") or ("?", 0)
-            log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
-            # Refused on the headers alone: only the body's first bytes are read, briefly, so the
-            # answer can carry the request's id.
-            request_id = request_id_of(await read_prefix(receive, ID_PREFIX_BYTES, deadline=1.0))
-            await send_json(
-                send,
-                401,
-                jsonrpc_error(UNAUTHENTICATED_CODE, f"Unauthorized: {refusal}", request_id),
-                {"www-authenticate": 'Bearer realm="a2a"'},
-            )
+            await self._unauthorized(scope, receive, send, refusal)
             return
+        try:
+            first_use = await self._seen.first_use(token.jti, token.expires_at)
         except Exception as error:  # the shared memory of tokens (a database) cannot be read
             log.error("a2a_auth_unavailable", reason=type(error).__name__)
-            request_id = request_id_of(await read_prefix(receive, ID_PREFIX_BYTES, deadline=1.0))
-            await send_json(
-                send, 503, jsonrpc_error(-32603, "Peer authentication is unavailable; retry", request_id)
-            )
+            await _answer(receive, send, 503, -32603, "Peer authentication is unavailable; retry")
+            return
+        if not first_use:
+            await self._unauthorized(scope, receive, send, InvalidPeerToken("token replayed"))
             return
         scope["user"] = SimpleUser(token.caller)
         await self._app(scope, receive, send)
+
+    async def _unauthorized(
+        self, scope: Scope, receive: Receive, send: Send, refusal: InvalidPeerToken
+    ) -> None:
+        client = scope.get("client") or ("?", 0)
+        log.warning("a2a_auth_rejected", reason=str(refusal), client=client[0])
+        await _answer(
+            receive,
+            send,
+            401,
+            UNAUTHENTICATED_CODE,
+            f"Unauthorized: {refusal}",
+            {"www-authenticate": 'Bearer realm="a2a"'},
+        )
+
+
+async def _answer(
+    receive: Receive, send: Send, status: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> None:
+    """Refused on the headers alone: only the body's first bytes are read, briefly, so the answer
+    can carry the request's id."""
+    request_id = request_id_of(await read_prefix(receive, ID_PREFIX_BYTES, deadline=1.0))
+    await send_json(send, status, jsonrpc_error(code, message, request_id), headers)
