@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import structlog
 from a2a.types import AgentCard
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -36,7 +37,7 @@ from bot.credentials import BotCredential
 from bot.greeter import TeamsGreeter
 from bot.handoff_tracker import HandoffTracker, TrackerPolicy
 from bot.handoffs import HandoffSender
-from bot.inbound import ActivityGate
+from bot.inbound import ActivityGate, Authenticate
 from bot.inbox import TurnInbox
 from bot.model_client import build_chat_client
 from bot.notices import NoticeBoard
@@ -46,8 +47,10 @@ from bot.prompts import Prompts
 from bot.replies import Replies
 from bot.store import Store
 from bot.teams import TeamsSurface
-from bot.teams_keys import SigningKeys, guard_token_validation
+from bot.teams_keys import GuardedTokenValidator, SigningKeys, guard_token_validation
 from bot.turns import TurnRunner
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -249,7 +252,11 @@ async def _build(
             push_receiver=tracker,
         )
     )
-    web.add_middleware(ActivityGate, max_bytes=settings.max_request_bytes)
+    web.add_middleware(
+        ActivityGate,
+        max_bytes=settings.max_request_bytes,
+        authenticate=_inbound_check(guard, open_door=settings.dangerously_allow_unauthenticated_requests),
+    )
     service = BotService(
         settings=settings,
         web=web,
@@ -267,6 +274,24 @@ async def _build(
     )
     _add_health_routes(service)
     return service
+
+
+def _inbound_check(guard: GuardedTokenValidator | None, *, open_door: bool) -> Authenticate | None:
+    """The SDK's own inbound token check, for the activities the gate answers itself."""
+    if open_door:
+        return None
+
+    async def authenticate(token: str, service_url: str | None) -> bool:
+        if guard is None:
+            return False  # as the SDK: no credentials configured, nothing is authenticated
+        try:
+            await guard.validate_token(token, service_url)
+        except Exception as error:
+            log.info("inbound_token_refused", reason=type(error).__name__)
+            return False
+        return True
+
+    return authenticate
 
 
 def _chat_url(settings: Settings) -> str | None:

@@ -76,6 +76,9 @@ async def test_a_rejected_secret_keeps_the_turn_until_the_credential_works_and_i
         )
         marker = message_activity("marker", conversation_id="a:dana", service_url=service_url)
         assert (await http.post(f"{alice.url}/api/messages", json=marker, headers=teams)).status_code == 200
+        # An activity the SDK cannot model, signed by Teams: acknowledged, after the SDK's own check.
+        upgrade = {**marker, "type": "installationUpdate", "action": "add-upgrade", "id": "upgrade-1"}
+        assert (await http.post(f"{alice.url}/api/messages", json=upgrade, headers=teams)).status_code == 200
         await connector.wait_for(lambda c: len(c.sent("a:dana")) == 2)
         assert [call.text for call in connector.sent("a:dana")] == [
             "**Alice:** echo: Book me a train to Lyon",
