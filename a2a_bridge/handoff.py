@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from a2a.helpers import get_data_parts, get_text_parts
@@ -37,6 +38,18 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-") + "\u2026"
 
 
+def normal_service_url(url: str) -> str:
+    """One spelling per serviceUrl: scheme and host in lower case, no trailing slash. Teams writes
+    one endpoint both ways (``https://smba.trafficmanager.net/amer/`` and ``.../amer``); stored,
+    compared and called, it is written once. Anything unparseable is left for the policy to refuse."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc.lower() if parts.netloc.isascii() else parts.netloc
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
+
+
 class _WireModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", str_strip_whitespace=True
@@ -58,6 +71,11 @@ class HandoffMessage(_WireModel):
     service_url: str = Field(min_length=1, max_length=500, pattern=r"^https?://")
     summary: str = Field(min_length=1, max_length=MAX_SUMMARY_CHARS)
     hops: int = Field(ge=1, le=100)
+
+    @field_validator("service_url")
+    @classmethod
+    def _one_spelling(cls, value: str) -> str:
+        return normal_service_url(value)
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> HandoffMessage:

@@ -10,7 +10,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-TEAMS_PUBLIC_CLOUD_SERVICE_HOSTS = ("smba.trafficmanager.net",)
+from bot.clouds import CLOUDS, Cloud, CloudName, cloud_named
+
+AppType = Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"]
+APP_TYPES: tuple[AppType, ...] = ("SingleTenant", "MultiTenant", "UserAssignedMSI")
 
 
 def _split_csv(value: object) -> object:
@@ -57,10 +60,18 @@ class Settings(BaseSettings):
     peer_urls: CsvList = Field(default_factory=list)
     peer_url: str | None = None
 
-    # Teams SDK credentials (its own names)
+    # The bot's identity: the Teams SDK's own variable names, and Azure's for the kind of app
     client_id: str | None = None
     client_secret: SecretStr | None = None
     tenant_id: str | None = None
+    managed_identity_client_id: str | None = None
+    """Instead of a secret: the managed identity the app registration trusts through a federated
+    credential (its client id, or ``system``); for ``APP_TYPE=UserAssignedMSI``, CLIENT_ID itself."""
+    app_type: AppType = "SingleTenant"
+    """The Azure Bot's "Type of App" (``msaAppType``): SingleTenant (what Azure creates today),
+    MultiTenant (registrations made before July 2025) or UserAssignedMSI."""
+    cloud: CloudName = "Public"
+    """Public, USGov (GCC), USGovHigh (GCC High), USGovDoD or China: see ``bot/clouds.py``."""
 
     # Model provider: OpenAI-compatible, Azure OpenAI, or none (the built-in offline model)
     openai_api_key: SecretStr | None = None
@@ -76,7 +87,8 @@ class Settings(BaseSettings):
     local_development: bool = False
     dangerously_allow_unauthenticated_requests: bool = False
     a2a_auth_secret: SecretStr | None = None
-    service_url_allowlist: CsvList = Field(default_factory=lambda: list(TEAMS_PUBLIC_CLOUD_SERVICE_HOSTS))
+    service_url_allowlist: CsvList = Field(default_factory=list)
+    """Hosts a handoff's serviceUrl may point at (default: Teams' hosts in CLOUD)."""
     tenant_allowlist: CsvList = Field(default_factory=list)
     agent_card_signing_key_file: Path | None = None
     peer_card_public_key_files: CsvList = Field(default_factory=list)
@@ -141,6 +153,20 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("cloud", mode="before")
+    @classmethod
+    def _cloud_name(cls, value: object) -> object:
+        return cloud_named(value) if isinstance(value, str) else value
+
+    @field_validator("app_type", mode="before")
+    @classmethod
+    def _app_type_name(cls, value: object) -> object:
+        if isinstance(value, str):
+            for known in APP_TYPES:
+                if known.lower() == value.strip().lower():
+                    return known
+        return value
+
     @field_validator("otel_traces_exporter", mode="before")
     @classmethod
     def _lower_exporter(cls, value: object) -> object:
@@ -162,18 +188,14 @@ class Settings(BaseSettings):
             self.peer_urls = [_normalise_base_url(self.peer_url)]
         if self.bot_self_url in self.peer_urls:
             raise ValueError("PEER_URLS: lists this instance's own BOT_SELF_URL")
-        if self.client_id and not self.client_secret:
+        self._check_identity()
+        if not self.service_url_allowlist:
+            self.service_url_allowlist = list(self.cloud_profile.service_url_hosts)
+        if not self.service_url_allowlist:
             raise ValueError(
-                "CLIENT_SECRET: required when CLIENT_ID is set (CLIENT_ID alone makes the Teams SDK "
-                "try managed identity)"
+                f"SERVICE_URL_ALLOWLIST: required with CLOUD={self.cloud} (Microsoft publishes no Teams "
+                "serviceUrl host for it): list the host of the serviceUrl your bot's activities carry"
             )
-        if not self.local_development and not self.client_id:
-            raise ValueError(
-                "CLIENT_ID: required (the bot's Microsoft App ID); "
-                "set LOCAL_DEVELOPMENT=true only for local runs"
-            )
-        if self.client_secret and not self.client_id:
-            raise ValueError("CLIENT_ID: required when CLIENT_SECRET is set")
         if self.dangerously_allow_unauthenticated_requests and not self.local_development:
             raise ValueError(
                 "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS: only honoured with LOCAL_DEVELOPMENT=true"
@@ -205,6 +227,71 @@ class Settings(BaseSettings):
         if openai_set and all(azure):
             raise ValueError("OPENAI_* and AZURE_OPENAI_*: configure one model provider, not both")
         return self
+
+    def _check_identity(self) -> None:
+        """One credential, of the kind the app registration is: the mistakes Azure would only
+        report at the first message, reported at start."""
+        if not self.client_id:
+            if self.client_secret or self.managed_identity_client_id:
+                raise ValueError(
+                    "CLIENT_ID: required when CLIENT_SECRET or MANAGED_IDENTITY_CLIENT_ID is set"
+                )
+            if not self.local_development:
+                raise ValueError(
+                    "CLIENT_ID: required (the bot's Microsoft App ID); "
+                    "set LOCAL_DEVELOPMENT=true only for local runs"
+                )
+            return
+        if self.app_type == "MultiTenant" and self.tenant_id:
+            raise ValueError(
+                "TENANT_ID: leave it empty for APP_TYPE=MultiTenant (its tokens come from the "
+                "botframework.com tenant), or set APP_TYPE=SingleTenant"
+            )
+        if self.app_type != "MultiTenant" and not self.tenant_id:
+            raise ValueError(
+                f"TENANT_ID: required for APP_TYPE={self.app_type} (the Directory (tenant) ID of the app "
+                "registration; set APP_TYPE=MultiTenant only for a bot registered as multi-tenant)"
+            )
+        if self.app_type == "UserAssignedMSI":
+            if self.client_secret:
+                raise ValueError("CLIENT_SECRET: not used with APP_TYPE=UserAssignedMSI; remove it")
+            if self.managed_identity_client_id not in (None, self.client_id):
+                raise ValueError(
+                    "MANAGED_IDENTITY_CLIENT_ID: with APP_TYPE=UserAssignedMSI the identity is CLIENT_ID "
+                    "itself; leave it empty"
+                )
+            return
+        if self.client_secret and self.managed_identity_client_id:
+            raise ValueError(
+                "CLIENT_SECRET and MANAGED_IDENTITY_CLIENT_ID: set one (a secret, or a managed identity "
+                "the app trusts through a federated credential)"
+            )
+        if self.managed_identity_client_id == self.client_id:
+            raise ValueError(
+                "MANAGED_IDENTITY_CLIENT_ID: equals CLIENT_ID, which is a bot whose identity is the "
+                "managed identity: set APP_TYPE=UserAssignedMSI"
+            )
+        if not self.client_secret and not self.managed_identity_client_id:
+            raise ValueError(
+                "CLIENT_SECRET: required when CLIENT_ID is set (or MANAGED_IDENTITY_CLIENT_ID for a "
+                "federated credential, or APP_TYPE=UserAssignedMSI for a managed-identity bot)"
+            )
+
+    @property
+    def credential_kind(self) -> str:
+        """How this bot proves who it is, in words for logs and probes (never the secret)."""
+        if not self.client_id:
+            return "none (local development)"
+        if self.app_type == "UserAssignedMSI":
+            return "user-assigned managed identity"
+        if self.managed_identity_client_id:
+            which = "system-assigned" if self.managed_identity_client_id == "system" else "user-assigned"
+            return f"federated credential ({which} managed identity)"
+        return "client secret"
+
+    @property
+    def cloud_profile(self) -> Cloud:
+        return CLOUDS[self.cloud]
 
     @property
     def model_provider(self) -> Literal["openai", "azure", "offline"]:

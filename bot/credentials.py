@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from microsoft_teams.apps import App
+
+from bot.config import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +26,22 @@ _OAUTH_ERROR = re.compile(r"[a-z_]{3,40}")
 
 # Readiness probes ask often; Entra is asked at most this often (a token, once had, is cached by MSAL).
 HEALTH_CACHE_SECONDS = 15.0
+
+
+def app_identity(settings: Settings) -> dict[str, Any]:
+    """The Teams SDK ``App`` options that say who the bot is and in which cloud: passed explicitly,
+    so the SDK reads none of them from the process environment (an env file's CLOUD counts)."""
+    return {
+        "client_id": settings.client_id,
+        "client_secret": settings.client_secret.get_secret_value() if settings.client_secret else None,
+        "tenant_id": settings.tenant_id,
+        # The SDK's rule: CLIENT_ID alone is a user-assigned managed identity whose id is CLIENT_ID;
+        # another id (or "system") is a federated credential backed by that managed identity.
+        "managed_identity_client_id": (
+            settings.managed_identity_client_id if settings.app_type != "UserAssignedMSI" else None
+        ),
+        "cloud": settings.cloud_profile.sdk_environment(),
+    }
 
 
 class BotCredential:

@@ -20,7 +20,7 @@ from agent_framework import FunctionTool, Message
 
 from a2a_bridge.auth import PeerTokenInterceptor, SharedSecretSigner
 from bot.config import Settings
-from bot.credentials import BotCredential
+from bot.credentials import BotCredential, app_identity
 from bot.manifest import ManifestError, build_manifest
 from bot.model_client import build_chat_client
 from bot.store import Store, StoreError
@@ -86,18 +86,23 @@ async def _bot_token(settings: Settings) -> Check:
         return Check(name, True, "no CLIENT_ID (local development): none needed")
     from microsoft_teams.apps import App
 
-    app = App(
-        client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
-        tenant_id=settings.tenant_id,
-    )
+    app = App(**app_identity(settings))
     problem = await BotCredential(app, configured=True).problem()
+    kind = settings.credential_kind
     if problem is not None:
-        fix = _TOKEN_FIXES.get(
-            problem, "check CLIENT_ID, CLIENT_SECRET and TENANT_ID against the app registration"
-        )
-        return Check(name, False, f"Entra ID issued none ({problem})", fix)
-    return Check(name, True, "Entra ID issued one for the Bot Framework")
+        if settings.client_secret is None:
+            fix = (
+                "check that this host has the managed identity (on App Service: Identity, with "
+                "IDENTITY_ENDPOINT set), that its client id is CLIENT_ID (APP_TYPE=UserAssignedMSI) or "
+                "MANAGED_IDENTITY_CLIENT_ID, and, for a federated credential, that the app registration "
+                "trusts it (Certificates & secrets, Federated credentials)"
+            )
+        else:
+            fix = _TOKEN_FIXES.get(
+                problem, "check CLIENT_ID, CLIENT_SECRET and TENANT_ID against the app registration"
+            )
+        return Check(name, False, f"Entra ID issued none ({problem}; {kind})", fix)
+    return Check(name, True, f"Entra ID issued one for the Bot Framework ({kind}, cloud {settings.cloud})")
 
 
 async def _model(settings: Settings) -> Check:

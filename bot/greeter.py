@@ -73,7 +73,9 @@ class TeamsGreeter:
                 channel_id="msteams",
                 service_url=handoff.service_url,
                 bot=self._bot,
-                conversation=ConversationAccount(id=conversation.id, conversation_type="personal"),
+                conversation=ConversationAccount(
+                    id=conversation.id, conversation_type="personal", tenant_id=handoff.tenant_id
+                ),
             )
             await call_connector(
                 "send_greeting",

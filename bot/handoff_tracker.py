@@ -110,6 +110,7 @@ class HandoffTracker:
         notice = await self._notices.post(
             identity.service_url,
             identity.conversation_id,
+            identity.tenant_id,
             self._prompts.render("notice_connecting", bot_name=self._bot_name, peer=peer),
         )
         if notice is None:
@@ -151,7 +152,9 @@ class HandoffTracker:
         if watcher is not None and watcher is not asyncio.current_task():
             watcher.cancel()
         text = self.notice(outcome)
-        await self._notices.replace(sent.service_url, sent.conversation_id, sent.notice_activity_id, text)
+        await self._notices.replace(
+            sent.service_url, sent.conversation_id, sent.handoff.tenant_id, sent.notice_activity_id, text
+        )
         reason = outcome.reason_code.value if outcome.reason_code else "none"
         log.info(
             "handoff_outcome",

@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 
 from microsoft_teams.api.activities.message import MessageActivity
+from microsoft_teams.api.models import ConversationReference
+
+from a2a_bridge.handoff import normal_service_url
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -41,5 +44,14 @@ def identity_of(activity: MessageActivity) -> TurnIdentity:
         user_name=clean_user_name(activity.from_.name),
         aad_object_id=activity.from_.aad_object_id or "",
         tenant_id=tenant,
-        service_url=(activity.service_url or "").rstrip("/"),
+        service_url=normal_service_url(activity.service_url or ""),
     )
+
+
+def addressed(reference: ConversationReference, identity: TurnIdentity) -> ConversationReference:
+    """The turn's reference as every reply is sent through it: at the serviceUrl written once, and
+    naming the user's tenant (some tenants refuse a bot's post to a conversation without it)."""
+    conversation = reference.conversation
+    if not conversation.tenant_id and identity.tenant_id:
+        conversation = conversation.model_copy(update={"tenant_id": identity.tenant_id})
+    return reference.model_copy(update={"service_url": identity.service_url, "conversation": conversation})

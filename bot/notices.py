@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
+from microsoft_teams.api.models import ConversationAccount
 from microsoft_teams.apps import App
 
 from bot.retry import Observer, call_connector
@@ -23,10 +24,10 @@ class NoticeBoard:
         self._bot_name = bot_name
         self._observe = observe
 
-    async def post(self, service_url: str, conversation_id: str, text: str) -> str | None:
+    async def post(self, service_url: str, conversation_id: str, tenant_id: str, text: str) -> str | None:
         """The new message's activity id, or None when it could not be posted."""
         activities = self._app.api.from_service_url(service_url).conversations.activities(conversation_id)
-        message = MessageActivityInput(text=speaker_line(self._bot_name, text))
+        message = self._message(conversation_id, tenant_id, text)
         try:
             sent = await call_connector(
                 "send_notice", lambda: activities.create(message), observe=self._observe
@@ -37,12 +38,12 @@ class NoticeBoard:
         return sent.id
 
     async def replace(
-        self, service_url: str, conversation_id: str, activity_id: str | None, text: str
+        self, service_url: str, conversation_id: str, tenant_id: str, activity_id: str | None, text: str
     ) -> bool:
         """Edit the notice to ``text``; post it anew if there is none or the edit fails."""
         if activity_id is not None:
             activities = self._app.api.from_service_url(service_url).conversations.activities(conversation_id)
-            message = MessageActivityInput(text=speaker_line(self._bot_name, text))
+            message = self._message(conversation_id, tenant_id, text)
             try:
                 await call_connector(
                     "update_notice", lambda: activities.update(activity_id, message), observe=self._observe
@@ -50,4 +51,10 @@ class NoticeBoard:
                 return True
             except Exception as error:  # unreachable, or no token: a new message, below
                 log.warning("notice_failure", stage="update", reason=type(error).__name__)
-        return await self.post(service_url, conversation_id, text) is not None
+        return await self.post(service_url, conversation_id, tenant_id, text) is not None
+
+    def _message(self, conversation_id: str, tenant_id: str, text: str) -> MessageActivityInput:
+        message = MessageActivityInput(text=speaker_line(self._bot_name, text))
+        # Some tenants refuse a bot's post to a conversation that does not name the tenant.
+        message.conversation = ConversationAccount(id=conversation_id, tenant_id=tenant_id or None)
+        return message

@@ -33,7 +33,7 @@ from a2a_bridge.redirects import PeerHTTPClient
 from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.config import ConfigError, Settings
-from bot.credentials import BotCredential
+from bot.credentials import BotCredential, app_identity
 from bot.greeter import TeamsGreeter
 from bot.handoff_tracker import HandoffTracker, TrackerPolicy
 from bot.handoffs import HandoffSender
@@ -143,9 +143,7 @@ async def _build(
     web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
     teams = App(
         http_server_adapter=FastAPIAdapter(app=web),
-        client_id=settings.client_id,
-        client_secret=settings.client_secret.get_secret_value() if settings.client_secret else None,
-        tenant_id=settings.tenant_id,
+        **app_identity(settings),
         dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
         client=ClientOptions(timeout=settings.connector_timeout_seconds),
     )
@@ -298,7 +296,7 @@ def _chat_url(settings: Settings) -> str | None:
     """Opens the user's 1:1 chat with this bot in Teams (needs the bot's app id)."""
     if not settings.client_id:
         return None
-    return f"https://teams.microsoft.com/l/chat/0/0?users=28:{settings.client_id}"
+    return f"{settings.cloud_profile.teams_web}/l/chat/0/0?users=28:{settings.client_id}"
 
 
 def _peer_client(
@@ -387,9 +385,9 @@ def _add_health_routes(service: BotService) -> None:
             "credential": (
                 f"no Bot Framework token: {credential_problem}"
                 if credential_problem is not None
-                else "ok"
+                else f"ok ({service.settings.credential_kind})"
                 if service.credential.configured
-                else "none (local development)"
+                else service.settings.credential_kind
             ),
             "model": service.settings.model_provider,
             "model_note": (

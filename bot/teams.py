@@ -21,7 +21,7 @@ from bot.agent import BotAgent, TurnResult
 from bot.consent import consent_card, consent_choice
 from bot.credentials import BotCredential
 from bot.handoffs import HandoffSender
-from bot.identity import identity_of
+from bot.identity import addressed, identity_of
 from bot.inbox import NoToken, PendingTurn, TurnInbox
 from bot.persona import Persona
 from bot.replies import Replies
@@ -131,7 +131,7 @@ class TeamsSurface:
             return
         log.info("message_received", text=text, content=True)
         turn = PendingTurn(
-            reference=to,
+            reference=addressed(to, identity),
             identity=replace(identity, turn_id=activity.id),
             text=text,
             choice=choice,

@@ -85,6 +85,7 @@ async def test_an_activity_the_sdk_cannot_model_is_authenticated_before_it_is_ac
         state_dir=state_dir,
         dangerously_allow_unauthenticated_requests=False,
         client_id="00000000-0000-0000-0000-0000000a11ce",
+        tenant_id="tenant-contoso",
         client_secret="alice-app-secret",
     ) as alice:
         upgrade = activity(service_url, type="installationUpdate", action="add-upgrade")

@@ -23,6 +23,7 @@ from tests.standins.openai_server import StandInOpenAI
 from tests.test_resilience import echo, process_llm_env
 
 APP_ID = "00000000-0000-0000-0000-0000000a11ce"
+TENANT_ID = "tenant-contoso"
 CLIENT_SECRET = "alice-client-secret-value-that-must-never-be-logged"
 
 
@@ -37,6 +38,7 @@ def alice_with_credentials(llm_server: Any, tmp_path: Path, entra: StandInEntra)
     settings = {
         **process_llm_env(llm_server, "alice-model", tmp_path / "a.db"),
         "CLIENT_ID": APP_ID,
+        "TENANT_ID": TENANT_ID,
         "CLIENT_SECRET": CLIENT_SECRET,
         "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS": "false",
         **entra.environment(),
@@ -91,6 +93,7 @@ async def test_a_rejected_secret_keeps_the_turn_until_the_credential_works_and_i
             )
             assert claims["aud"] == BOT_SCOPE.removesuffix("/.default")
         assert entra.issued_tokens_for(BOT_SCOPE) >= 2
+        assert {request.tenant for request in entra.token_requests} == {TENANT_ID}, "single-tenant"
         assert CLIENT_SECRET not in str(alice.log)
     finally:
         await alice.stop()
@@ -126,6 +129,7 @@ async def test_doctor_asks_entra_for_a_token_and_names_the_fix_for_a_rejected_se
         BOT_SELF_URL="http://127.0.0.1:9",
         LOCAL_DEVELOPMENT="true",
         CLIENT_ID=APP_ID,
+        TENANT_ID=TENANT_ID,
         CLIENT_SECRET=CLIENT_SECRET,
         STATE_URL=f"sqlite+aiosqlite:///{tmp_path / 'doctor.db'}",
         **entra.environment(),
@@ -136,6 +140,6 @@ async def test_doctor_asks_entra_for_a_token_and_names_the_fix_for_a_rejected_se
     if accepted:
         assert "PASS  Bot Framework token: Entra ID issued one for the Bot Framework" in report
     else:
-        assert "FAIL  Bot Framework token: Entra ID issued none (invalid_client)" in report
+        assert "FAIL  Bot Framework token: Entra ID issued none (invalid_client; client secret)" in report
         assert "fix: CLIENT_SECRET is wrong or expired" in report
     assert CLIENT_SECRET not in report

@@ -80,6 +80,7 @@ async def test_doctor_names_each_problem_and_its_fix(
             a2a_auth_secret="a-different-secret-0123456789-abcdefgh",
             openai_model="alice-model",
             client_id=APP_ID,
+            tenant_id="tenant-contoso",
             client_secret="s",
             manifest_developer_url="https://alice.contoso.com",
             state_url=f"sqlite+aiosqlite:///{not_a_dir}/sub/alice.db",

@@ -79,7 +79,8 @@ async def test_handoff_to_bob_greets_user_in_new_chat(
             alice.url,
             VPN_QUESTION,
             conversation_id="a:dana-alice",
-            service_url=service_url,
+            # Teams writes one endpoint several ways: it is called (and handed on) in one spelling.
+            service_url=service_url.replace("http://", "HTTP://") + "/",
             user=user,
         )
 
@@ -100,6 +101,11 @@ async def test_handoff_to_bob_greets_user_in_new_chat(
         assert notice.text.startswith("**Alice:**")
         assert "Bob will message you directly" in notice.text
         assert bob.a2a_calls == 1
+        posted = [call for call in connector.calls if call.kind != "create_conversation"]
+        assert {call.prefix for call in connector.calls} == {"emea"}
+        assert {call.body["conversation"].get("tenantId") for call in posted} == {user.tenant_id}, (
+            "the greeting, the notice and its edit name the user's tenant"
+        )
 
 
 async def test_users_next_message_to_bob_has_greeting_and_summary_in_history(

@@ -34,6 +34,7 @@ async def bob(state_dir: Path) -> Any:
         a2a_auth_secret=SECRET,
         local_development=False,
         client_id="bob-app-id",
+        tenant_id="tenant-contoso",
         client_secret="bob-secret-value",
         dangerously_allow_unauthenticated_requests=False,
         service_url_allowlist=["smba.trafficmanager.net"],

@@ -41,6 +41,7 @@ def settings(**overrides: Any) -> Settings:
         "bot_description": ALICE_DESCRIPTION,
         "bot_self_url": "https://alice.contoso.com",
         "client_id": APP_ID,
+        "tenant_id": "tenant-contoso",
         "client_secret": "secret",
         "a2a_auth_secret": "x" * 40,
     }
@@ -114,6 +115,7 @@ async def test_manifest_command_writes_the_zip(tmp_path: Path) -> None:
         BOT_DESCRIPTION="IT and devices: laptops",
         BOT_SELF_URL="https://bob.contoso.com",
         CLIENT_ID=APP_ID,
+        TENANT_ID="tenant-contoso",
         CLIENT_SECRET="s",
         A2A_AUTH_SECRET="y" * 40,
     )

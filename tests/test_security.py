@@ -106,6 +106,7 @@ async def test_handoff_to_a_host_off_the_allowlist_sends_nothing_there(
             local_development=False,
             dangerously_allow_unauthenticated_requests=False,
             client_id="bob-app-id",
+            tenant_id="tenant-contoso",
             client_secret="bob-app-secret",
             a2a_auth_secret=A2A_SECRET,
         ) as bob:
@@ -189,6 +190,7 @@ async def test_inbound_teams_auth_stays_on_when_credentials_are_configured(
         local_development=True,
         dangerously_allow_unauthenticated_requests=False,
         client_id="alice-app-id",
+        tenant_id="tenant-contoso",
         client_secret="alice-app-secret",
     ) as alice:
         response = await http.post(

@@ -17,6 +17,7 @@ LOCAL = {
     "BOT_SELF_URL": "http://127.0.0.1:3978",
     "LOCAL_DEVELOPMENT": "true",
 }
+TENANT = "contoso-tenant-id"
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,13 @@ LOCAL = {
 async def test_missing_setting_stops_startup_naming_the_variable(
     tmp_path: Path, missing: str, expected: str
 ) -> None:
-    production = {**LOCAL, "CLIENT_ID": "app-id", "CLIENT_SECRET": "app-secret", "LOCAL_DEVELOPMENT": "false"}
+    production = {
+        **LOCAL,
+        "CLIENT_ID": "app-id",
+        "CLIENT_SECRET": "app-secret",
+        "TENANT_ID": TENANT,
+        "LOCAL_DEVELOPMENT": "false",
+    }
     base = production if missing == "A2A_AUTH_SECRET" else LOCAL
     env = process_env(**{key: value for key, value in base.items() if key != missing})
     code, stderr = await run_bot_to_exit(cwd=tmp_path, env=env)
@@ -47,7 +54,50 @@ async def test_missing_setting_stops_startup_naming_the_variable(
     [
         ("PORT", "eighty", "PORT: Input should be a valid integer", {}),
         ("BOT_SELF_URL", "alice.example.com", "BOT_SELF_URL: 'alice.example.com' is not an absolute", {}),
-        ("CLIENT_ID", "app-id-only", "CLIENT_SECRET: required when CLIENT_ID is set", {}),
+        ("CLIENT_ID", "app-id-only", "CLIENT_SECRET: required when CLIENT_ID is set", {"TENANT_ID": TENANT}),
+        (
+            "CLIENT_ID",
+            "single-tenant-app",
+            "TENANT_ID: required for APP_TYPE=SingleTenant",
+            {"CLIENT_SECRET": "s"},
+        ),
+        (
+            "MANAGED_IDENTITY_CLIENT_ID",
+            "mi-id",
+            "CLIENT_SECRET and MANAGED_IDENTITY_CLIENT_ID: set one",
+            {"CLIENT_ID": "id", "CLIENT_SECRET": "s", "TENANT_ID": TENANT},
+        ),
+        (
+            "MANAGED_IDENTITY_CLIENT_ID",
+            "id",
+            "equals CLIENT_ID, which is a bot whose identity is the managed identity",
+            {"CLIENT_ID": "id", "TENANT_ID": TENANT},
+        ),
+        (
+            "APP_TYPE",
+            "UserAssignedMSI",
+            "CLIENT_SECRET: not used with APP_TYPE=UserAssignedMSI",
+            {"CLIENT_ID": "id", "CLIENT_SECRET": "s", "TENANT_ID": TENANT},
+        ),
+        (
+            "APP_TYPE",
+            "multitenant",
+            "TENANT_ID: leave it empty for APP_TYPE=MultiTenant",
+            {"CLIENT_ID": "id", "CLIENT_SECRET": "s", "TENANT_ID": TENANT},
+        ),
+        (
+            "APP_TYPE",
+            "Personal",
+            "APP_TYPE: Input should be 'SingleTenant', 'MultiTenant' or 'UserAssignedMSI'",
+            {},
+        ),
+        (
+            "CLOUD",
+            "Mars",
+            "CLOUD: 'Mars' is not a cloud; use one of Public, USGov, USGovHigh, USGovDoD, China",
+            {},
+        ),
+        ("CLOUD", "china", "SERVICE_URL_ALLOWLIST: required with CLOUD=China", {}),
         ("A2A_AUTH_SECRET", "short", "A2A_AUTH_SECRET: must be at least 32 characters", {}),
         ("OPENAI_MODEL", "gpt-4o-mini", "OPENAI_API_KEY: required for OpenAI", {}),
         (
@@ -59,13 +109,14 @@ async def test_missing_setting_stops_startup_naming_the_variable(
                 "A2A_AUTH_SECRET": "x" * 40,
                 "CLIENT_ID": "id",
                 "CLIENT_SECRET": "s",
+                "TENANT_ID": TENANT,
             },
         ),
         (
             "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS",
             "true",
             "not allowed with CLIENT_ID",
-            {"CLIENT_ID": "id", "CLIENT_SECRET": "s"},
+            {"CLIENT_ID": "id", "CLIENT_SECRET": "s", "TENANT_ID": TENANT},
         ),
     ],
 )

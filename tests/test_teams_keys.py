@@ -22,6 +22,7 @@ from tests.harness import LoopbackServer, message_activity
 from tests.processes import BotProcess
 
 APP_ID = "alice-app-id"
+TENANT_ID = "tenant-contoso"
 
 
 class KeyEndpoint:
@@ -140,6 +141,7 @@ async def test_healthz_answers_at_once_while_a_forged_token_waits_on_a_slow_key_
             "BOT_DESCRIPTION": ALICE_DESCRIPTION,
             "STATE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}",
             "CLIENT_ID": APP_ID,
+            "TENANT_ID": TENANT_ID,
             "CLIENT_SECRET": "alice-secret-value",
             "DANGEROUSLY_ALLOW_UNAUTHENTICATED_REQUESTS": "false",
             "HTTPS_PROXY": f"http://127.0.0.1:{port}",
