@@ -152,6 +152,9 @@ async def set_the_stage(workdir: Path, *, model: str) -> Stage:
             [alice_url],
             workdir / "bob.db",
             A2A_RATE_LIMIT_PER_MINUTE="1000000",  # the load is one caller: Alice
+            # The load is one tenant: paced as for Teams, it would measure Teams' limits, not the bot.
+            CONNECTOR_RATE_PER_TENANT="0",
+            CONNECTOR_RATE_PER_CONVERSATION="0",
             **bob_settings,
         ),
         start_bot(
@@ -161,6 +164,8 @@ async def set_the_stage(workdir: Path, *, model: str) -> Stage:
             [bob_url],
             workdir / "alice.db",
             A2A_RATE_LIMIT_PER_MINUTE="1000000",
+            CONNECTOR_RATE_PER_TENANT="0",
+            CONNECTOR_RATE_PER_CONVERSATION="0",
             **alice_settings,
         ),
     )

@@ -12,6 +12,7 @@ from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.models import ConversationAccount
 from microsoft_teams.apps import App
 
+from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
 
@@ -19,9 +20,12 @@ log = structlog.get_logger(__name__)
 
 
 class NoticeBoard:
-    def __init__(self, *, app: App, bot_name: str, observe: Observer | None = None) -> None:
+    def __init__(
+        self, *, app: App, bot_name: str, pacer: OutboundPacer, observe: Observer | None = None
+    ) -> None:
         self._app = app
         self._bot_name = bot_name
+        self._pacer = pacer
         self._observe = observe
 
     async def post(self, service_url: str, conversation_id: str, tenant_id: str, text: str) -> str | None:
@@ -30,7 +34,10 @@ class NoticeBoard:
         message = self._message(conversation_id, tenant_id, text)
         try:
             sent = await call_connector(
-                "send_notice", lambda: activities.create(message), observe=self._observe
+                "send_notice",
+                lambda: activities.create(message),
+                observe=self._observe,
+                turn=self._pacer.turn(tenant_id, conversation_id),
             )
         except Exception as error:  # unreachable, or no token: the outcome is posted anew later
             log.warning("notice_failure", stage="post", reason=type(error).__name__)
@@ -46,7 +53,10 @@ class NoticeBoard:
             message = self._message(conversation_id, tenant_id, text)
             try:
                 await call_connector(
-                    "update_notice", lambda: activities.update(activity_id, message), observe=self._observe
+                    "update_notice",
+                    lambda: activities.update(activity_id, message),
+                    observe=self._observe,
+                    turn=self._pacer.turn(tenant_id, conversation_id),
                 )
                 return True
             except Exception as error:  # unreachable, or no token: a new message, below

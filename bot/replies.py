@@ -14,27 +14,42 @@ from microsoft_teams.apps import App
 from microsoft_teams.apps.activity_send import send_or_update_activity
 from microsoft_teams.cards import AdaptiveCard
 
+from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
 
 
 class Replies:
-    def __init__(self, *, app: App, bot_name: str, observe: Observer | None = None) -> None:
+    def __init__(
+        self, *, app: App, bot_name: str, pacer: OutboundPacer, observe: Observer | None = None
+    ) -> None:
         self._app = app
         self._bot_name = bot_name
+        self._pacer = pacer
         self._observe = observe
 
     async def say(self, to: ConversationReference, text: str) -> None:
         message = MessageActivityInput(text=speaker_line(self._bot_name, text))
-        await call_connector("send_reply", lambda: self._send(to, message), observe=self._observe)
+        await self._deliver(to, message)
 
     async def card(self, to: ConversationReference, card: AdaptiveCard) -> None:
-        message = MessageActivityInput().add_card(card)
-        await call_connector("send_reply", lambda: self._send(to, message), observe=self._observe)
+        await self._deliver(to, MessageActivityInput().add_card(card))
 
     async def typing(self, to: ConversationReference) -> None:
-        """One attempt: a typing indicator is not worth a retry."""
-        await self._send(to, TypingActivityInput())
+        """One attempt, and only if it need not wait its turn: a typing indicator is not worth a
+        retry, nor a delay of the request that is waiting on it."""
+        tenant, conversation = to.conversation.tenant_id or "", to.conversation.id
+        if self._pacer.free_now(tenant, conversation):
+            await self._pacer.turn(tenant, conversation)()
+            await self._send(to, TypingActivityInput())
+
+    async def _deliver(self, to: ConversationReference, message: MessageActivityInput) -> None:
+        await call_connector(
+            "send_reply",
+            lambda: self._send(to, message),
+            observe=self._observe,
+            turn=self._pacer.turn(to.conversation.tenant_id or "", to.conversation.id),
+        )
 
     async def _send(
         self, to: ConversationReference, activity: MessageActivityInput | TypingActivityInput

@@ -71,9 +71,12 @@ async def call_connector(
     call: Callable[[], Awaitable[T]],
     *,
     observe: Observer | None = None,
+    turn: Callable[[], Awaitable[None]] | None = None,
     attempts: int = 4,
     budget_seconds: float = 60.0,
 ) -> T:
+    """``turn``: awaited before each attempt (outbound pacing); not counted in the call's time."""
+
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
@@ -94,6 +97,8 @@ async def call_connector(
         reraise=True,
     ):
         with attempt:
+            if turn is not None:
+                await turn()
             return await _timed(what, call, observe)
     raise AssertionError("unreachable: tenacity either returns or re-raises")
 
