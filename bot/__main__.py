@@ -44,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", help="env file that defines this instance (its values win over ./.env)")
     parser.add_argument("--out", type=Path, default=PACKAGE_DIR, help="manifest: where to write <bot>.zip")
     parser.add_argument(
+        "--app-version",
+        metavar="X.Y.Z",
+        help="manifest: the app version to write (default: MANIFEST_APP_VERSION)",
+    )
+    parser.add_argument(
+        "--bump",
+        action="store_true",
+        help="manifest: write the next patch version after the package already in --out (for an update)",
+    )
+    parser.add_argument(
         "--compare",
         type=Path,
         metavar="PATH",
@@ -66,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "manifest":
         try:
-            package = write_package(settings, args.out)
+            package, version = write_package(settings, args.out, app_version=args.app_version, bump=args.bump)
         except ManifestError as error:
             print(f"manifest error: {error}", file=sys.stderr)
             return 2
         print(package)
+        print(f"app version {version}", file=sys.stderr)
         return 0
     if args.command == "doctor":
         from bot.doctor import run_doctor

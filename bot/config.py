@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     peer_retry_seconds: float = Field(default=5.0, ge=0)
     peer_timeout_seconds: float = Field(default=30.0, gt=0)
     connector_timeout_seconds: float = Field(default=15.0, gt=0)
+    connector_rate_per_tenant: float = Field(default=30.0, ge=0)
+    """Calls a second to Teams for one tenant, after a burst (Teams allows about 50); 0: unpaced."""
+    connector_burst_per_tenant: int = Field(default=20, ge=1)
+    connector_rate_per_conversation: float = Field(default=1.8, ge=0)
+    """Calls a second into one conversation, after a burst (Teams: 7 a second, 60 in 30 s)."""
+    connector_burst_per_conversation: int = Field(default=5, ge=1)
     handoff_wait_seconds: float = Field(default=600.0, gt=0)
     """How long a sent handoff may stay in progress before the user is told it is unconfirmed."""
     handoff_poll_seconds: float = Field(default=5.0, gt=0)
@@ -118,9 +124,21 @@ class Settings(BaseSettings):
     so that a restarted process runs the turns its previous run left at once, without waiting out
     the lease. Two processes running at once must never share one."""
 
+    # Installing this bot's app for a user who lacks it (Microsoft Graph; see bot/app_install.py)
+    install_app_for_users: bool = False
+    teams_app_catalog_id: str | None = None
+    """The app's id in the organisation's catalog (default: looked up by CLIENT_ID, which needs
+    AppCatalog.Read.All as well)."""
+
     # Teams app package (python -m bot manifest)
     manifest_developer_name: str = "Teams handoff bots"
     manifest_developer_url: str | None = None
+    manifest_app_version: str = "1.0.0"
+    """The app's version in the package (``python -m bot manifest --bump`` writes the next one)."""
+    manifest_privacy_url: str | None = None
+    """Default: BOT_SELF_URL/privacy, served by the bot from prompts/privacy.txt."""
+    manifest_terms_url: str | None = None
+    """Default: BOT_SELF_URL/terms, served by the bot from prompts/terms.txt."""
 
     # State and operations
     state_url: str | None = None
@@ -189,6 +207,10 @@ class Settings(BaseSettings):
         if self.bot_self_url in self.peer_urls:
             raise ValueError("PEER_URLS: lists this instance's own BOT_SELF_URL")
         self._check_identity()
+        if self.install_app_for_users and not self.client_id:
+            raise ValueError(
+                "INSTALL_APP_FOR_USERS: needs CLIENT_ID (Graph is called with the bot's credential)"
+            )
         if not self.service_url_allowlist:
             self.service_url_allowlist = list(self.cloud_profile.service_url_hosts)
         if not self.service_url_allowlist:

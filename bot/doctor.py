@@ -20,7 +20,7 @@ from agent_framework import FunctionTool, Message
 
 from a2a_bridge.auth import PeerTokenInterceptor, SharedSecretSigner
 from bot.config import Settings
-from bot.credentials import BotCredential, app_identity
+from bot.credentials import BotCredential, app_identity, reason_of
 from bot.manifest import ManifestError, build_manifest
 from bot.model_client import build_chat_client
 from bot.store import Store, StoreError
@@ -49,6 +49,8 @@ async def run_doctor(settings: Settings, *, env_file: str | None = None, out: Te
     ]
     checks.append(await _store(settings))
     checks.append(await _bot_token(settings))
+    if settings.install_app_for_users:
+        checks.append(await _graph_install(settings))
     checks.append(await _model(settings))
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as http:
         for url in settings.peer_urls:
@@ -103,6 +105,48 @@ async def _bot_token(settings: Settings) -> Check:
             )
         return Check(name, False, f"Entra ID issued none ({problem}; {kind})", fix)
     return Check(name, True, f"Entra ID issued one for the Bot Framework ({kind}, cloud {settings.cloud})")
+
+
+async def _graph_install(settings: Settings) -> Check:
+    """INSTALL_APP_FOR_USERS: the bot's Graph token carries the consented permission (asking Entra
+    for it is the one harmless call), and the app is in the organisation's catalog."""
+    from microsoft_teams.apps import App
+
+    from bot.app_install import GRANT_HINT, INSTALL_PERMISSION, INSTALL_ROLES, installer_for
+
+    name = "Graph app installation"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as http:
+        installer = installer_for(settings, App(**app_identity(settings)), http)
+        try:
+            roles = await installer.roles(settings.tenant_id)
+        except Exception as error:
+            return Check(
+                name, False, f"no Graph token ({reason_of(error)})", "fix the Bot Framework token first"
+            )
+        if not INSTALL_ROLES & set(roles):
+            granted = ", ".join(roles) or "none"
+            return Check(
+                name, False, f"the bot's Graph token lacks {INSTALL_PERMISSION} (has: {granted})", GRANT_HINT
+            )
+        try:
+            catalog_id = await installer.catalog_id(settings.tenant_id)
+        except httpx.HTTPError as error:
+            status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
+            return Check(
+                name,
+                False,
+                f"the app could not be looked up in the catalog ({status or type(error).__name__})",
+                "set TEAMS_APP_CATALOG_ID (Teams admin center > Manage apps > the app's App ID), or grant "
+                "AppCatalog.Read.All",
+            )
+        if catalog_id is None:
+            return Check(
+                name,
+                False,
+                f"no app with id {settings.client_id} in the organisation's catalog",
+                "upload the package (python -m bot manifest) in the Teams admin center > Manage apps",
+            )
+        return Check(name, True, f"{INSTALL_PERMISSION} consented; app {catalog_id} in the catalog")
 
 
 async def _model(settings: Settings) -> Check:

@@ -9,21 +9,32 @@ conversation's history and the user's next message there continues from it.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import httpx
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.clients.conversation import CreateConversationParams
-from microsoft_teams.api.models import Account, ConversationAccount, ConversationReference
+from microsoft_teams.api.models import (
+    Account,
+    ConversationAccount,
+    ConversationReference,
+    ConversationResource,
+)
 from microsoft_teams.apps import App
 from microsoft_teams.apps.activity_send import send_or_update_activity
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from bot.agent import BotAgent
+from bot.app_install import AppInstaller
+from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
 from bot.speaker import speaker_line
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class TeamsGreeter:
@@ -34,9 +45,13 @@ class TeamsGreeter:
         agent: BotAgent,
         bot_name: str,
         bot_id: str,
+        pacer: OutboundPacer,
+        installer: AppInstaller | None = None,
         chat_url: str | None = None,
         observe: Observer | None = None,
     ) -> None:
+        self._pacer = pacer
+        self._installer = installer
         self._observe = observe
         self._chat_url = chat_url
         self._app = app
@@ -47,16 +62,32 @@ class TeamsGreeter:
     async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome:
         api = self._app.api.from_service_url(handoff.service_url)
         started = time.perf_counter()
-        try:
-            params = CreateConversationParams(
-                members=[Account(id=handoff.aad_object_id, name=handoff.user_name or None)],
-                tenant_id=handoff.tenant_id,
-                channel_data={"tenant": {"id": handoff.tenant_id}},
-            )
+        params = CreateConversationParams(
+            members=[Account(id=handoff.aad_object_id, name=handoff.user_name or None)],
+            tenant_id=handoff.tenant_id,
+            channel_data={"tenant": {"id": handoff.tenant_id}},
+        )
+
+        async def open_chat() -> ConversationResource:
             # Safe to repeat: for a 1:1 Teams returns the same conversation every time.
-            conversation = await call_connector(
-                "create_conversation", lambda: api.conversations.create(params), observe=self._observe
+            return await call_connector(
+                "create_conversation",
+                lambda: api.conversations.create(params),
+                observe=self._observe,
+                turn=self._pacer.turn(handoff.tenant_id, None),
             )
+
+        try:
+            try:
+                conversation = await open_chat()
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code != 403 or self._installer is None:
+                    raise
+                # Most often the user has the other bot but not this one: install it, then again.
+                installed = await self._installer.install_for(handoff.aad_object_id, handoff.tenant_id)
+                if not installed.worth_retrying:
+                    raise
+                conversation = await _once_installed(open_chat)
         except httpx.HTTPError as error:
             return self._failed(handoff, "open", error)
         log.info(
@@ -81,6 +112,7 @@ class TeamsGreeter:
                 "send_greeting",
                 lambda: send_or_update_activity(api, message, reference),
                 observe=self._observe,
+                turn=self._pacer.turn(handoff.tenant_id, conversation.id),
             )
         except _SENT_BUT_UNANSWERED as error:
             # The greeting went out and Teams' answer did not come back: it may well be in the chat.
@@ -126,6 +158,23 @@ class TeamsGreeter:
             reason_code=_reason_code(status),
         )
 
+
+async def _once_installed(open_chat: Callable[[], Awaitable[T]]) -> T:
+    """Teams may take a few seconds to see a fresh installation: a 403 is tried again, briefly."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(
+            lambda error: isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 403
+        ),
+        wait=wait_exponential(multiplier=1, max=8),
+        stop=stop_after_attempt(INSTALLED_OPEN_ATTEMPTS),
+        reraise=True,
+    ):
+        with attempt:
+            return await open_chat()
+    raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+
+INSTALLED_OPEN_ATTEMPTS = 4
 
 # Failures after the request was written: the connector may have acted on it.
 _SENT_BUT_UNANSWERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError)

@@ -20,11 +20,14 @@ from urllib.parse import urlsplit
 
 from bot.config import Settings
 
-MANIFEST_VERSION = "1.25"
+# The newest schema the offline npm package @microsoft/app-manifest carries (the tests validate
+# against it).
+MANIFEST_VERSION = "1.30"
 SCHEMA_URL = (
     f"https://developer.microsoft.com/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 
 class ManifestError(Exception):
@@ -36,7 +39,30 @@ def short_description(description: str) -> str:
     return re.split(r"[:.]", description, maxsplit=1)[0].strip()
 
 
-def build_manifest(settings: Settings, *, app_version: str = "1.0.0") -> dict[str, Any]:
+def bumped(version: str) -> str:
+    """The next patch version (Teams takes an updated package only with a higher version)."""
+    major, minor, patch = (int(part) for part in _check_version(version).split("."))
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def packaged_version(package: Path) -> str | None:
+    """The app version in a package written before, if there is one and it can be read."""
+    try:
+        with zipfile.ZipFile(package) as existing:
+            version = json.loads(existing.read("manifest.json")).get("version")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return version if isinstance(version, str) and _SEMVER.match(version) else None
+
+
+def _check_version(version: str) -> str:
+    if not _SEMVER.match(version):
+        raise ManifestError(f"app version {version!r}: must be MAJOR.MINOR.PATCH, e.g. 1.0.3")
+    return version
+
+
+def build_manifest(settings: Settings, *, app_version: str | None = None) -> dict[str, Any]:
+    app_version = _check_version(app_version or settings.manifest_app_version)
     if not settings.client_id:
         raise ManifestError("CLIENT_ID: required for a Teams app package (it is the bot id)")
     if not _GUID.match(settings.client_id):
@@ -54,6 +80,11 @@ def build_manifest(settings: Settings, *, app_version: str = "1.0.0") -> dict[st
     site = settings.manifest_developer_url or settings.bot_self_url
     if not site.startswith("https://"):
         raise ManifestError("MANIFEST_DEVELOPER_URL: must be an https URL (defaults to BOT_SELF_URL)")
+    privacy = settings.manifest_privacy_url or f"{settings.bot_self_url}/privacy"
+    terms = settings.manifest_terms_url or f"{settings.bot_self_url}/terms"
+    for name, url in (("MANIFEST_PRIVACY_URL", privacy), ("MANIFEST_TERMS_URL", terms)):
+        if not url.startswith("https://"):
+            raise ManifestError(f"{name}: must be an https URL (defaults to BOT_SELF_URL's page)")
     host = urlsplit(settings.bot_self_url).hostname or ""
     return {
         "$schema": SCHEMA_URL,
@@ -63,8 +94,8 @@ def build_manifest(settings: Settings, *, app_version: str = "1.0.0") -> dict[st
         "developer": {
             "name": settings.manifest_developer_name,
             "websiteUrl": site,
-            "privacyUrl": site,
-            "termsOfUseUrl": site,
+            "privacyUrl": privacy,
+            "termsOfUseUrl": terms,
         },
         "name": {"short": settings.bot_name, "full": f"{settings.bot_name}, {headline}"[:100]},
         "description": {"short": headline, "full": settings.bot_description},
@@ -89,15 +120,29 @@ def accent_color(name: str) -> str:
     return "#" + "".join(f"{40 + byte % 120:02X}" for byte in digest[:3])
 
 
-def write_package(settings: Settings, out_dir: Path) -> Path:
-    manifest = build_manifest(settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_package(
+    settings: Settings, out_dir: Path, *, app_version: str | None = None, bump: bool = False
+) -> tuple[Path, str]:
+    """Write ``<bot>.zip``; with ``bump``, at the version after the one packaged there before (or
+    after MANIFEST_APP_VERSION, whichever is higher). The package's path and its version."""
     target = out_dir / f"{settings.bot_name.lower()}.zip"
+    if bump:
+        base = _check_version(app_version or settings.manifest_app_version)
+        before = packaged_version(target)
+        if before is not None and _semver(before) > _semver(base):
+            base = before
+        app_version = bumped(base)
+    manifest = build_manifest(settings, app_version=app_version)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as package:
         package.writestr("manifest.json", json.dumps(manifest, indent=2))
         package.writestr("color.png", color_icon(manifest["accentColor"]))
         package.writestr("outline.png", outline_icon())
-    return target
+    return target, str(manifest["version"])
+
+
+def _semver(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 # Icons: drawn here (a white ring on the persona's colour; a white ring on transparency), written

@@ -37,6 +37,9 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     **{f"reason_{code.value}": frozenset({"peer"}) for code in ReasonCode},
     "turn_failed": frozenset({"bot_name"}),
     "welcome": frozenset({"bot_name", "bot_description"}),
+    # The pages the Teams app package links to (served at /privacy and /terms).
+    "privacy": frozenset({"bot_name", "developer_name"}),
+    "terms": frozenset({"bot_name", "developer_name"}),
     "consent_question": frozenset({"bot_name", "peer", "specialty"}),
     "consent_declined": frozenset({"bot_name"}),
     "consent_nothing_pending": frozenset({"bot_name"}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import httpx
 import structlog
 from a2a.types import AgentCard
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from microsoft_teams.apps import App, FastAPIAdapter
 from microsoft_teams.common.http import ClientOptions
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -32,6 +33,7 @@ from a2a_bridge.push import PushNotifier, PushOrigins
 from a2a_bridge.redirects import PeerHTTPClient
 from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
+from bot.app_install import installer_for
 from bot.config import ConfigError, Settings
 from bot.credentials import BotCredential, app_identity
 from bot.greeter import TeamsGreeter
@@ -42,6 +44,7 @@ from bot.inbox import TurnInbox
 from bot.model_client import build_chat_client
 from bot.notices import NoticeBoard
 from bot.observability import BotMetrics
+from bot.pacing import OutboundPacer
 from bot.persona import Persona, PersonaSource, Words
 from bot.prompts import Prompts
 from bot.replies import Replies
@@ -94,8 +97,9 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
         timeout=httpx.Timeout(settings.peer_timeout_seconds, connect=3.0),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
+    graph_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
     try:
-        service = await _build(settings, persona, metrics, store, http)
+        service = await _build(settings, persona, metrics, store, http, graph_http)
         # Finish what a previous run (or a dead replica) left: handoffs received, handoffs sent.
         sweeping = asyncio.create_task(
             service.jobs.sweep_forever(every=max(settings.handoff_lease_seconds / 2, 0.2)),
@@ -130,12 +134,18 @@ async def running_bot(settings: Settings, env_file: str | Path | None = None) ->
                 await sweeping
             await service.tracker.close()
     finally:
+        await graph_http.aclose()
         await http.aclose()
         await store.close()
 
 
 async def _build(
-    settings: Settings, persona: Persona, metrics: BotMetrics, store: Store, http: httpx.AsyncClient
+    settings: Settings,
+    persona: Persona,
+    metrics: BotMetrics,
+    store: Store,
+    http: httpx.AsyncClient,
+    graph_http: httpx.AsyncClient,
 ) -> BotService:
     secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
     signer = SharedSecretSigner(secret, settings.bot_name) if secret else None
@@ -147,11 +157,19 @@ async def _build(
         dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
         client=ClientOptions(timeout=settings.connector_timeout_seconds),
     )
+    pacer = OutboundPacer(
+        per_tenant=settings.connector_rate_per_tenant,
+        per_conversation=settings.connector_rate_per_conversation,
+        tenant_burst=settings.connector_burst_per_tenant,
+        conversation_burst=settings.connector_burst_per_conversation,
+    )
     tracker = HandoffTracker(
         bot_name=settings.bot_name,
         peers=peers,
         sent=store.sent,
-        notices=NoticeBoard(app=teams, bot_name=settings.bot_name, observe=metrics.observe_connector),
+        notices=NoticeBoard(
+            app=teams, bot_name=settings.bot_name, pacer=pacer, observe=metrics.observe_connector
+        ),
         prompts=persona,
         policy=TrackerPolicy(
             push_url=f"{settings.a2a_url}/push",
@@ -191,7 +209,9 @@ async def _build(
         store=store,
         persona=persona,
         turns=turns,
-        replies=Replies(app=teams, bot_name=settings.bot_name, observe=metrics.observe_connector),
+        replies=Replies(
+            app=teams, bot_name=settings.bot_name, pacer=pacer, observe=metrics.observe_connector
+        ),
         credential=credential,
         tenant_allowlist=settings.tenant_allowlist,
     )
@@ -206,6 +226,8 @@ async def _build(
             agent=agent,
             bot_name=settings.bot_name,
             bot_id=settings.teams_bot_id,
+            pacer=pacer,
+            installer=installer_for(settings, teams, graph_http) if settings.install_app_for_users else None,
             chat_url=_chat_url(settings),
             observe=metrics.observe_connector,
         ),
@@ -271,6 +293,7 @@ async def _build(
         signing_keys=guard.key_sets() if guard is not None else [],
     )
     _add_health_routes(service)
+    _add_pages(service)
     return service
 
 
@@ -360,6 +383,34 @@ def peer_card_verifier(settings: Settings) -> Callable[[AgentCard], None] | None
         return card_verifier(read_public_keys(settings.peer_card_public_key_files))
     except CardKeyError as error:
         raise ConfigError(f"PEER_CARD_PUBLIC_KEY_FILES: {error}") from None
+
+
+def _add_pages(service: BotService) -> None:
+    """The privacy and terms pages the Teams app package links to, from prompts/ (live with the
+    persona, so an edit shows without a restart)."""
+    for page in ("privacy", "terms"):
+
+        async def serve(page: str = page) -> HTMLResponse:
+            text = service.persona.render(
+                page,
+                bot_name=service.settings.bot_name,
+                developer_name=service.settings.manifest_developer_name,
+            )
+            return HTMLResponse(_html_page(text))
+
+        service.web.add_api_route(f"/{page}", serve, methods=["GET"], include_in_schema=False)
+
+
+def _html_page(text: str) -> str:
+    title, _, body = text.partition("\n")
+    paragraphs = "".join(f"<p>{html.escape(part.strip())}</p>" for part in body.split("\n\n") if part.strip())
+    return (
+        '<!doctype html><html lang="en"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        '<body style="font-family: system-ui, sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em">'
+        f"<h1>{html.escape(title)}</h1>{paragraphs}</body></html>"
+    )
 
 
 def _add_health_routes(service: BotService) -> None:

@@ -89,6 +89,8 @@ class StandInEntra:
     identity_requests: list[IdentityRequest] = field(default_factory=list)
     graph_routes: list[BaseRoute] = field(default_factory=list)
     """Microsoft Graph, served on its hosts by the same TLS server (see tests/standins/graph.py)."""
+    graph_roles: list[str] = field(default_factory=list)
+    """The Graph application permissions the bot's app has, admin-consented."""
     identity_header: str = field(default_factory=lambda: uuid.uuid4().hex)
     _identity_tokens: set[str] = field(default_factory=set)
 
@@ -255,6 +257,8 @@ class StandInEntra:
                 "iat": now,
                 "nbf": now,
                 "exp": now + 3600,
+                # The application permissions an admin consented to (Graph reads them here).
+                **({"roles": list(self.graph_roles)} if "graph." in form.get("scope", "") else {}),
             },
             self.signing_key,
             algorithm="RS256",
