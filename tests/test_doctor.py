@@ -83,6 +83,9 @@ async def test_doctor_names_each_problem_and_its_fix(
             tenant_id="tenant-contoso",
             client_secret="s",
             manifest_developer_url="https://alice.contoso.com",
+            # The bot's own pages are at BOT_SELF_URL, plain http here: Teams needs https ones.
+            manifest_privacy_url="https://alice.contoso.com/privacy",
+            manifest_terms_url="https://alice.contoso.com/terms",
             state_url=f"sqlite+aiosqlite:///{not_a_dir}/sub/alice.db",
             **llm_settings,
         )
