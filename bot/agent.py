@@ -6,7 +6,7 @@ and the greeting turn of a handoff received (the new conversation's first turn).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,18 +79,28 @@ class BotAgent:
             middleware=[*middleware, end_turn_after_handoff],
         )
 
-    async def run_user_turn(self, identity: TurnIdentity, text: str) -> TurnResult:
+    async def run_user_turn(
+        self, identity: TurnIdentity, text: str, *, on_text: Callable[[str], None] | None = None
+    ) -> TurnResult:
+        """``on_text``: told each piece of the answer as the model writes it (streaming)."""
         await self._peers.refresh()
         peers = self._peers.available()
         tools = self._tools(tuple(p.name for p in peers), identity.can_be_handed_off)
         turn = TurnState(identity)
-        response = await self._agent.run(
-            Message("user", [text]),
-            session=AgentSession(session_id=identity.conversation_id),
-            tools=tools,
-            options={"instructions": self._instructions(peers)},
-            function_invocation_kwargs={TURN_KEY: turn},
-        )
+        run: dict[str, Any] = {
+            "session": AgentSession(session_id=identity.conversation_id),
+            "tools": tools,
+            "options": {"instructions": self._instructions(peers)},
+            "function_invocation_kwargs": {TURN_KEY: turn},
+        }
+        if on_text is None:
+            response = await self._agent.run(Message("user", [text]), **run)
+        else:
+            stream = self._agent.run(Message("user", [text]), stream=True, **run)
+            async for update in stream:
+                if update.text:
+                    on_text(update.text)
+            response = await stream.get_final_response()
         if isinstance(turn.decision, HandedOff):
             return TurnResult(reply=None, handoff=turn.decision.outcome)
         if isinstance(turn.decision, AwaitingConsent):

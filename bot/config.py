@@ -130,9 +130,19 @@ class Settings(BaseSettings):
     """The app's id in the organisation's catalog (default: looked up by CLIENT_ID, which needs
     AppCatalog.Read.All as well)."""
 
+    # How messages look
+    stream_answers: bool = True
+    """Stream answers in personal chats while the model writes them (Teams' streaming)."""
+    speaker_names: bool | None = None
+    """Start each message with ``**Name:**`` (default: in local development, where the emulator
+    shows every bot under one name; in Teams each bot speaks under its own)."""
+
     # Teams app package (python -m bot manifest)
     manifest_developer_name: str = "Teams handoff bots"
     manifest_developer_url: str | None = None
+    group_chats: bool = False
+    """Offer the bot in group chats and teams too (the manifest's groupChat and team scopes); there
+    it answers only when @mentioned."""
     manifest_app_version: str = "1.0.0"
     """The app's version in the package (``python -m bot manifest --bump`` writes the next one)."""
     manifest_privacy_url: str | None = None
@@ -310,6 +320,10 @@ class Settings(BaseSettings):
             which = "system-assigned" if self.managed_identity_client_id == "system" else "user-assigned"
             return f"federated credential ({which} managed identity)"
         return "client secret"
+
+    @property
+    def names_speakers(self) -> bool:
+        return self.local_development if self.speaker_names is None else self.speaker_names
 
     @property
     def cloud_profile(self) -> Cloud:

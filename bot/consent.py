@@ -20,9 +20,10 @@ def consent_choice(activity: MessageActivity) -> ConsentChoice | None:
     return None
 
 
-def consent_card(bot_name: str, question: str) -> AdaptiveCard:
+def consent_card(question: str) -> AdaptiveCard:
+    """``question`` as the user reads it (with the speaker's name where the chat needs one)."""
     return AdaptiveCard(
-        body=[TextBlock(text=f"**{bot_name}:** {question}", wrap=True)],
+        body=[TextBlock(text=question, wrap=True)],
         actions=[
             SubmitAction(title="Yes", data={CONSENT_KEY: "yes"}),
             SubmitAction(title="No", data={CONSENT_KEY: "no"}),

@@ -31,7 +31,7 @@ from bot.agent import BotAgent
 from bot.app_install import AppInstaller
 from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
-from bot.speaker import speaker_line
+from bot.speaker import Speaker
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -44,6 +44,7 @@ class TeamsGreeter:
         app: App,
         agent: BotAgent,
         bot_name: str,
+        speaker: Speaker,
         bot_id: str,
         pacer: OutboundPacer,
         installer: AppInstaller | None = None,
@@ -57,6 +58,7 @@ class TeamsGreeter:
         self._app = app
         self._agent = agent
         self._bot_name = bot_name
+        self._speaker = speaker
         self._bot = Account(id=bot_id, name=bot_name, role="bot")
 
     async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome:
@@ -99,7 +101,7 @@ class TeamsGreeter:
         greeting = await self._agent.run_greeting_turn(conversation.id, handoff)
         started = time.perf_counter()
         try:
-            message = MessageActivityInput(text=speaker_line(self._bot_name, greeting))
+            message = MessageActivityInput(text=self._speaker.line(greeting))
             reference = ConversationReference(
                 channel_id="msteams",
                 service_url=handoff.service_url,

@@ -29,7 +29,7 @@ from a2a_bridge.push import PushTarget
 from a2a_bridge.push_inbox import PushVerdict
 from a2a_bridge.telemetry import A2AMetrics
 from bot.identity import TurnIdentity
-from bot.notices import NoticeBoard
+from bot.notices import Notice, NoticeBoard
 from bot.prompts import Templates
 from bot.store.errors import StoreError
 from bot.store.sent import SentHandoff, SentHandoffStore
@@ -87,6 +87,7 @@ class HandoffTracker:
             conversation_id=identity.conversation_id,
             service_url=identity.service_url,
             push_token=token,
+            conversation_type=identity.conversation_type,
         )
         if not recorded:
             # The turn runs again after a crash: this handoff went out before, and is tracked since.
@@ -94,7 +95,7 @@ class HandoffTracker:
             log.info("handoff_already_sent", handoff_id=handoff.handoff_id)
             return earlier.outcome if earlier is not None else None
         # The notice goes out beside the handoff, not before it: it is off the path to the greeting.
-        posting = asyncio.create_task(self._post_notice(identity, peer, handoff.handoff_id))
+        posting = asyncio.create_task(self._post_notice(identity, peer, handoff))
         self._posting[handoff.handoff_id] = posting
         try:
             return await self._send(handoff, peer, token)
@@ -105,20 +106,24 @@ class HandoffTracker:
     async def knows(self, handoff_id: str) -> bool:
         return await self._sent.get(handoff_id) is not None
 
-    async def _post_notice(self, identity: TurnIdentity, peer: str, handoff_id: str) -> None:
+    async def _post_notice(self, identity: TurnIdentity, peer: str, handoff: HandoffMessage) -> None:
         """Never raises: without a notice id the outcome is posted as a new message instead."""
+        if identity.personal:
+            text = self._prompts.render("notice_connecting", bot_name=self._bot_name, peer=peer)
+        else:
+            text = self._prompts.render("notice_group_connecting", peer=peer, user_name=_name(handoff))
         notice = await self._notices.post(
             identity.service_url,
             identity.conversation_id,
             identity.tenant_id,
-            self._prompts.render("notice_connecting", bot_name=self._bot_name, peer=peer),
+            Notice(text, peer, passed_on=handoff.summary if identity.personal else None),
         )
         if notice is None:
             return
         try:
-            await self._sent.note(handoff_id, notice_activity_id=notice)
+            await self._sent.note(handoff.handoff_id, notice_activity_id=notice)
         except StoreError:
-            log.exception("notice_not_recorded", handoff_id=handoff_id)
+            log.exception("notice_not_recorded", handoff_id=handoff.handoff_id)
 
     async def _send(self, handoff: HandoffMessage, peer: str, token: str | None) -> HandoffOutcome | None:
         push = (
@@ -151,9 +156,12 @@ class HandoffTracker:
         watcher = self._watching.pop(handoff_id, None)
         if watcher is not None and watcher is not asyncio.current_task():
             watcher.cancel()
-        text = self.notice(outcome)
         await self._notices.replace(
-            sent.service_url, sent.conversation_id, sent.handoff.tenant_id, sent.notice_activity_id, text
+            sent.service_url,
+            sent.conversation_id,
+            sent.handoff.tenant_id,
+            sent.notice_activity_id,
+            self._notice_of(sent, outcome),
         )
         reason = outcome.reason_code.value if outcome.reason_code else "none"
         log.info(
@@ -168,22 +176,47 @@ class HandoffTracker:
             self._metrics.handoffs_sent.labels(sent.peer, outcome.status.value, reason).inc()
         return True
 
-    def notice(self, outcome: HandoffOutcome) -> str:
+    def _notice_of(self, sent: SentHandoff, outcome: HandoffOutcome) -> Notice:
+        if sent.conversation_type == "personal":
+            return Notice(
+                self.notice(outcome, with_link=False),
+                outcome.peer or sent.peer,
+                passed_on=sent.handoff.summary,
+                chat_url=self._chat_url(outcome),
+            )
+        peer, user = outcome.peer or sent.peer, _name(sent.handoff)
+        if outcome.status is HandoffStatus.DELIVERED:
+            return Notice(self._prompts.render("notice_group_delivered", peer=peer, user_name=user), peer)
+        text = self._prompts.render(
+            "notice_group_failed", peer=peer, user_name=user, reason=self._reason(outcome, peer)
+        )
+        return Notice(text, peer)
+
+    def _chat_url(self, outcome: HandoffOutcome) -> str | None:
+        if outcome.status is not HandoffStatus.DELIVERED or not outcome.chat_url:
+            return None
+        return outcome.chat_url if TEAMS_CHAT_LINK.fullmatch(outcome.chat_url) else None
+
+    def _reason(self, outcome: HandoffOutcome, peer: str) -> str:
+        code = outcome.reason_code or (
+            ReasonCode.UNCONFIRMED if outcome.status is HandoffStatus.UNCONFIRMED else ReasonCode.UNKNOWN
+        )
+        return self._prompts.render(f"reason_{code.value}", peer=peer)
+
+    def notice(self, outcome: HandoffOutcome, *, with_link: bool = True) -> str:
         """What the user is told: templates chosen by the outcome, so it says exactly what happened."""
         peer = outcome.peer
         if outcome.status is HandoffStatus.DELIVERED:
+            chat_url = self._chat_url(outcome) if with_link else None
             link = (
-                " " + self._prompts.render("notice_chat_link", peer=peer, chat_url=outcome.chat_url)
-                if outcome.chat_url and TEAMS_CHAT_LINK.fullmatch(outcome.chat_url)
+                " " + self._prompts.render("notice_chat_link", peer=peer, chat_url=chat_url)
+                if chat_url
                 else ""
             )
             return self._prompts.render(
                 "notice_delivered", bot_name=self._bot_name, peer=peer, chat_link=link
             )
-        code = outcome.reason_code or (
-            ReasonCode.UNCONFIRMED if outcome.status is HandoffStatus.UNCONFIRMED else ReasonCode.UNKNOWN
-        )
-        reason = self._prompts.render(f"reason_{code.value}", peer=peer)
+        reason = self._reason(outcome, peer)
         template = "notice_unconfirmed" if outcome.status is HandoffStatus.UNCONFIRMED else "notice_failed"
         return self._prompts.render(template, bot_name=self._bot_name, peer=peer, reason=reason)
 
@@ -300,3 +333,7 @@ def _unconfirmed(sent: SentHandoff, code: ReasonCode) -> HandoffOutcome:
     return HandoffOutcome(
         handoff_id=sent.handoff_id, status=HandoffStatus.UNCONFIRMED, peer=sent.peer, reason_code=code
     )
+
+
+def _name(handoff: HandoffMessage) -> str:
+    return handoff.user_name or "you"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from microsoft_teams.api.activities.message import MessageActivity
+from microsoft_teams.api.activities.message import MessageActivity, MessageUpdateActivity
 from microsoft_teams.api.models import ConversationReference
 
 from a2a_bridge.handoff import normal_service_url
@@ -25,9 +25,16 @@ class TurnIdentity:
     tenant_id: str
     service_url: str
     hops: int = 0
+    conversation_type: str = "personal"
+    """personal, groupChat or channel: outside a personal chat the bot answers only when mentioned,
+    and a handoff's notice there names no private details."""
     turn_id: str = ""
     """The activity that started the turn: what the turn does once (a handoff) is keyed by it, so a
     turn run again after a crash does not do it twice."""
+
+    @property
+    def personal(self) -> bool:
+        return self.conversation_type == "personal"
 
     @property
     def can_be_handed_off(self) -> bool:
@@ -35,7 +42,7 @@ class TurnIdentity:
         return bool(self.aad_object_id and self.tenant_id and self.service_url)
 
 
-def identity_of(activity: MessageActivity) -> TurnIdentity:
+def identity_of(activity: MessageActivity | MessageUpdateActivity) -> TurnIdentity:
     tenant = activity.conversation.tenant_id or ""
     if not tenant and activity.channel_data is not None and activity.channel_data.tenant is not None:
         tenant = activity.channel_data.tenant.id or ""
@@ -45,6 +52,7 @@ def identity_of(activity: MessageActivity) -> TurnIdentity:
         aad_object_id=activity.from_.aad_object_id or "",
         tenant_id=tenant,
         service_url=normal_service_url(activity.service_url or ""),
+        conversation_type=activity.conversation.conversation_type or "personal",
     )
 
 

@@ -104,7 +104,7 @@ def build_manifest(settings: Settings, *, app_version: str | None = None) -> dic
         "bots": [
             {
                 "botId": settings.client_id,
-                "scopes": ["personal"],
+                "scopes": ["personal", "groupChat", "team"] if settings.group_chats else ["personal"],
                 "supportsFiles": False,
                 "isNotificationOnly": False,
             }

@@ -3,35 +3,61 @@
 "Connecting you to Bob…" appears as soon as the handoff is decided; when the outcome is known the
 same message is edited to say it (the Bot Connector's update-activity). If the first post failed,
 or the edit does, the outcome goes out as a new message: the user is told either way.
+
+In a personal chat the notice is an Adaptive Card: what is happening, what was passed on to the
+peer, and a button that opens the chat with the peer once it has written. In a group chat or a
+channel it is one plain line that names no private details (the user's context goes only to the
+peer's 1:1 with them).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.models import ConversationAccount
 from microsoft_teams.apps import App
+from microsoft_teams.cards import AdaptiveCard, OpenUrlAction, TextBlock
 
 from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
-from bot.speaker import speaker_line
+from bot.speaker import Speaker
 
 log = structlog.get_logger(__name__)
+
+PASSED_ON_SHOWN_CHARS = 600
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+    peer: str
+    passed_on: str | None = None
+    """What the peer was told (personal chats only)."""
+    chat_url: str | None = None
+    """Opens the chat with the peer (once it has written)."""
+
+    @property
+    def card(self) -> bool:
+        return self.passed_on is not None
 
 
 class NoticeBoard:
     def __init__(
-        self, *, app: App, bot_name: str, pacer: OutboundPacer, observe: Observer | None = None
+        self, *, app: App, speaker: Speaker, pacer: OutboundPacer, observe: Observer | None = None
     ) -> None:
         self._app = app
-        self._bot_name = bot_name
+        self._speaker = speaker
         self._pacer = pacer
         self._observe = observe
 
-    async def post(self, service_url: str, conversation_id: str, tenant_id: str, text: str) -> str | None:
+    async def post(
+        self, service_url: str, conversation_id: str, tenant_id: str, notice: Notice
+    ) -> str | None:
         """The new message's activity id, or None when it could not be posted."""
         activities = self._app.api.from_service_url(service_url).conversations.activities(conversation_id)
-        message = self._message(conversation_id, tenant_id, text)
+        message = self._message(conversation_id, tenant_id, notice)
         try:
             sent = await call_connector(
                 "send_notice",
@@ -45,12 +71,12 @@ class NoticeBoard:
         return sent.id
 
     async def replace(
-        self, service_url: str, conversation_id: str, tenant_id: str, activity_id: str | None, text: str
+        self, service_url: str, conversation_id: str, tenant_id: str, activity_id: str | None, notice: Notice
     ) -> bool:
-        """Edit the notice to ``text``; post it anew if there is none or the edit fails."""
+        """Edit the notice; post it anew if there is none or the edit fails."""
         if activity_id is not None:
             activities = self._app.api.from_service_url(service_url).conversations.activities(conversation_id)
-            message = self._message(conversation_id, tenant_id, text)
+            message = self._message(conversation_id, tenant_id, notice)
             try:
                 await call_connector(
                     "update_notice",
@@ -61,10 +87,35 @@ class NoticeBoard:
                 return True
             except Exception as error:  # unreachable, or no token: a new message, below
                 log.warning("notice_failure", stage="update", reason=type(error).__name__)
-        return await self.post(service_url, conversation_id, tenant_id, text) is not None
+        return await self.post(service_url, conversation_id, tenant_id, notice) is not None
 
-    def _message(self, conversation_id: str, tenant_id: str, text: str) -> MessageActivityInput:
-        message = MessageActivityInput(text=speaker_line(self._bot_name, text))
+    def _message(self, conversation_id: str, tenant_id: str, notice: Notice) -> MessageActivityInput:
+        text = self._speaker.line(notice.text)
+        if notice.card:
+            message = MessageActivityInput().add_card(self._card(text, notice))
+        else:
+            message = MessageActivityInput(text=text)
         # Some tenants refuse a bot's post to a conversation that does not name the tenant.
         message.conversation = ConversationAccount(id=conversation_id, tenant_id=tenant_id or None)
         return message
+
+    def _card(self, text: str, notice: Notice) -> AdaptiveCard:
+        passed_on = notice.passed_on or ""
+        if len(passed_on) > PASSED_ON_SHOWN_CHARS:
+            passed_on = passed_on[: PASSED_ON_SHOWN_CHARS - 1].rstrip() + "\u2026"
+        card = AdaptiveCard(
+            body=[
+                TextBlock(text=text, wrap=True),
+                TextBlock(
+                    text=f"What {notice.peer} was told", weight="Bolder", size="Small", spacing="Medium"
+                ),
+                TextBlock(text=passed_on, wrap=True, is_subtle=True, size="Small"),
+            ],
+            actions=(
+                [OpenUrlAction(title=f"Open the chat with {notice.peer}", url=notice.chat_url)]
+                if notice.chat_url
+                else []
+            ),
+        )
+        card.fallback_text = text  # what a client that shows no cards shows
+        return card

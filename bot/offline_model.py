@@ -10,16 +10,18 @@ configure a real model. Every reply is labelled as offline.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from agent_framework import (
     BaseChatClient,
     ChatMiddlewareLayer,
     ChatResponse,
+    ChatResponseUpdate,
     Content,
     FunctionInvocationLayer,
     Message,
@@ -31,6 +33,7 @@ from bot.agent import CONSULT_CONTEXT_KEY, HANDOFF_CONTEXT_KEY
 from bot.tools import ASK_TOOL_NAME, HANDOFF_TOOL_NAME
 
 OFFLINE_LABEL = "[offline model]"
+STREAM_WORDS = 4
 
 _STOPWORDS_TEXT = """
 a about after again all also am an and any are as at be been but by can could do does for from
@@ -82,11 +85,38 @@ class OfflineChatClient(FunctionInvocationLayer[Any], ChatMiddlewareLayer[Any], 
     def _bot_description(self) -> str:
         return self._description()
 
-    async def _inner_get_response(
+    def _inner_get_response(
         self, *, messages: Sequence[Message], stream: bool, options: Mapping[str, Any], **kwargs: Any
-    ) -> ChatResponse:
-        if stream:
-            raise NotImplementedError("the offline model does not stream")
+    ) -> Any:
+        """A ``ChatResponse`` (awaitable), or with ``stream`` a ``ResponseStream`` of updates: the
+        text a few words at a time (as a real model writes it), a tool call in one update."""
+        if not stream:
+            return self._respond(messages, options)
+        return self._build_response_stream(
+            self._updates(messages, options), response_format=options.get("response_format")
+        )
+
+    async def _updates(
+        self, messages: Sequence[Message], options: Mapping[str, Any]
+    ) -> AsyncIterator[ChatResponseUpdate]:
+        response = await self._respond(messages, options)
+        [reply] = response.messages
+        message_id = response.response_id
+        if any(content.type == "function_call" for content in reply.contents):
+            yield ChatResponseUpdate(role="assistant", message_id=message_id, contents=list(reply.contents))
+        else:
+            words = reply.text.split(" ")
+            for start in range(0, len(words), STREAM_WORDS):
+                piece = " ".join(words[start : start + STREAM_WORDS])
+                yield ChatResponseUpdate(
+                    role="assistant",
+                    message_id=message_id,
+                    contents=[Content.from_text(piece if start == 0 else " " + piece)],
+                )
+                await asyncio.sleep(0)  # a turn of the loop between chunks, as a network read gives
+        yield ChatResponseUpdate(role="assistant", message_id=message_id, finish_reason="stop")
+
+    async def _respond(self, messages: Sequence[Message], options: Mapping[str, Any]) -> ChatResponse:
         last = messages[-1] if messages else Message("user", [""])
         reply: Message
         if last.role == "tool":

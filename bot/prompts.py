@@ -33,6 +33,12 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "notice_chat_link": frozenset({"peer", "chat_url"}),
     "notice_failed": frozenset({"bot_name", "peer", "reason"}),
     "notice_unconfirmed": frozenset({"bot_name", "peer", "reason"}),
+    # The same in a group chat or channel: one line, no private details.
+    "notice_group_connecting": frozenset({"peer", "user_name"}),
+    "notice_group_delivered": frozenset({"peer", "user_name"}),
+    "notice_group_failed": frozenset({"peer", "user_name", "reason"}),
+    "edited_message": frozenset({"text"}),
+    "stream_informative": frozenset({"bot_name"}),
     # Why a handoff did not simply work, by the outcome's reason code (a2a_bridge.handoff.ReasonCode).
     **{f"reason_{code.value}": frozenset({"peer"}) for code in ReasonCode},
     "turn_failed": frozenset({"bot_name"}),

@@ -16,20 +16,24 @@ from microsoft_teams.cards import AdaptiveCard
 
 from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
-from bot.speaker import speaker_line
+from bot.speaker import Speaker
 
 
 class Replies:
     def __init__(
-        self, *, app: App, bot_name: str, pacer: OutboundPacer, observe: Observer | None = None
+        self, *, app: App, speaker: Speaker, pacer: OutboundPacer, observe: Observer | None = None
     ) -> None:
         self._app = app
-        self._bot_name = bot_name
+        self._speaker = speaker
         self._pacer = pacer
         self._observe = observe
 
+    @property
+    def speaker(self) -> Speaker:
+        return self._speaker
+
     async def say(self, to: ConversationReference, text: str) -> None:
-        message = MessageActivityInput(text=speaker_line(self._bot_name, text))
+        message = MessageActivityInput(text=self._speaker.line(text))
         await self._deliver(to, message)
 
     async def card(self, to: ConversationReference, card: AdaptiveCard) -> None:

@@ -48,7 +48,9 @@ from bot.pacing import OutboundPacer
 from bot.persona import Persona, PersonaSource, Words
 from bot.prompts import Prompts
 from bot.replies import Replies
+from bot.speaker import Speaker
 from bot.store import Store
+from bot.streaming import AnswerStream
 from bot.teams import TeamsSurface
 from bot.teams_keys import GuardedTokenValidator, SigningKeys, guard_token_validation
 from bot.turns import TurnRunner
@@ -157,6 +159,7 @@ async def _build(
         dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
         client=ClientOptions(timeout=settings.connector_timeout_seconds),
     )
+    speaker = Speaker(settings.bot_name, named=settings.names_speakers)
     pacer = OutboundPacer(
         per_tenant=settings.connector_rate_per_tenant,
         per_conversation=settings.connector_rate_per_conversation,
@@ -167,9 +170,7 @@ async def _build(
         bot_name=settings.bot_name,
         peers=peers,
         sent=store.sent,
-        notices=NoticeBoard(
-            app=teams, bot_name=settings.bot_name, pacer=pacer, observe=metrics.observe_connector
-        ),
+        notices=NoticeBoard(app=teams, speaker=speaker, pacer=pacer, observe=metrics.observe_connector),
         prompts=persona,
         policy=TrackerPolicy(
             push_url=f"{settings.a2a_url}/push",
@@ -209,11 +210,23 @@ async def _build(
         store=store,
         persona=persona,
         turns=turns,
-        replies=Replies(
-            app=teams, bot_name=settings.bot_name, pacer=pacer, observe=metrics.observe_connector
-        ),
+        replies=Replies(app=teams, speaker=speaker, pacer=pacer, observe=metrics.observe_connector),
         credential=credential,
         tenant_allowlist=settings.tenant_allowlist,
+        streams=(
+            (
+                lambda to: AnswerStream(
+                    app=teams,
+                    to=to,
+                    speaker=speaker,
+                    pacer=pacer,
+                    informative=persona.render("stream_informative", bot_name=settings.bot_name),
+                    observe=metrics.observe_connector,
+                )
+            )
+            if settings.stream_answers
+            else None
+        ),
     )
     surface.register(teams)
     await teams.initialize()
@@ -225,6 +238,7 @@ async def _build(
             app=teams,
             agent=agent,
             bot_name=settings.bot_name,
+            speaker=speaker,
             bot_id=settings.teams_bot_id,
             pacer=pacer,
             installer=installer_for(settings, teams, graph_http) if settings.install_app_for_users else None,

@@ -7,13 +7,17 @@ stored conversation reference, so a turn resumed after a restart answers the sam
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 
 import structlog
 from microsoft_teams.api.activities.install_update.add import InstalledActivity
-from microsoft_teams.api.activities.message import MessageActivity
+from microsoft_teams.api.activities.message import MessageActivity, MessageUpdateActivity
+from microsoft_teams.api.models import ConversationReference
 from microsoft_teams.apps import ActivityContext, App
 from opentelemetry import trace
 
@@ -21,19 +25,25 @@ from bot.agent import BotAgent, TurnResult
 from bot.consent import consent_card, consent_choice
 from bot.credentials import BotCredential
 from bot.handoffs import HandoffSender
-from bot.identity import addressed, identity_of
+from bot.identity import TurnIdentity, addressed, identity_of
 from bot.inbox import NoToken, PendingTurn, TurnInbox
 from bot.persona import Persona
 from bot.replies import Replies
 from bot.retry import CONNECTOR_UNREACHABLE
 from bot.store import Store, StoreError
-from bot.store.activities import Answered, Joined
+from bot.store.activities import Answered, Claimed, Joined
+from bot.store.clock import now
+from bot.streaming import AnswerStream
 from bot.turns import TurnRunner
 
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("bot")
 
 MAX_USER_TEXT_CHARS = 8000
+# An edit this soon after sending is answered as the corrected question (people edit to fix what
+# they asked); a later one is a change to history, not a question.
+EDIT_WINDOW = timedelta(minutes=2)
+_MENTION_TAGS = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 
 
 class TeamsSurface:
@@ -51,7 +61,10 @@ class TeamsSurface:
         replies: Replies,
         credential: BotCredential,
         tenant_allowlist: list[str],
+        streams: Callable[[ConversationReference], AnswerStream] | None = None,
     ) -> None:
+        """``streams``: a new stream for an answer in that conversation (None: answers are not
+        streamed)."""
         self.bot_name = bot_name
         self.agent = agent
         self.sender = sender
@@ -60,12 +73,14 @@ class TeamsSurface:
         self.replies = replies
         self.credential = credential
         self.tenant_allowlist = tenant_allowlist
+        self.streams = streams
         self.inbox = TurnInbox(
             ledger=store.activities, turns=turns, body=self._run_turn, apology=self._apologise
         )
 
     def register(self, app: App) -> None:
         app.on_message(self.on_message)
+        app.on_message_update(self.on_message_update)
         app.on_install_add(self.on_install)
 
     async def on_install(self, ctx: ActivityContext[InstalledActivity]) -> None:
@@ -101,16 +116,58 @@ class TeamsSurface:
                     "apology", self.replies.say(ctx.conversation_ref, self._turn_failed())
                 )
 
-    async def _accept(self, ctx: ActivityContext[MessageActivity]) -> None:
+    async def on_message_update(self, ctx: ActivityContext[MessageUpdateActivity]) -> None:
+        """A message edited soon after it was sent is answered again, as edited: people edit to fix
+        the question they asked. Later edits, edits in group chats and undeletes change history,
+        not the question, and are only acknowledged."""
         activity = ctx.activity
-        to = ctx.conversation_ref
-        identity = identity_of(activity)
+        event = activity.channel_data.event_type if activity.channel_data is not None else None
+        with structlog.contextvars.bound_contextvars(
+            conversation_id=activity.conversation.id, activity_id=activity.id
+        ):
+            identity = identity_of(activity)
+            text = _MENTION_TAGS.sub("", activity.text or "").strip()
+            if event != "editMessage" or not identity.personal or not text or len(text) > MAX_USER_TEXT_CHARS:
+                log.info("edit_ignored", event=event, scope=identity.conversation_type)
+                return
+            try:
+                sent_at = await self.store.activities.received_at(activity.id)
+                if sent_at is None or now() - sent_at > EDIT_WINDOW:
+                    log.info("edit_ignored", reason="not a message of the last minutes")
+                    return
+                if not await self._allowed(identity, ctx.conversation_ref):
+                    return
+                digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+                turn = PendingTurn(
+                    reference=addressed(ctx.conversation_ref, identity),
+                    identity=replace(identity, turn_id=f"{activity.id}:edit:{digest}"),
+                    text=self.persona.render("edited_message", text=text),
+                )
+                claim = await self.inbox.accept(turn)
+            except StoreError:
+                log.exception("store_failure")
+                return
+            log.info("edit_accepted", duplicate=not isinstance(claim, Claimed))
+
+    async def _allowed(self, identity: TurnIdentity, to: ConversationReference) -> bool:
         if self.tenant_allowlist and identity.tenant_id not in self.tenant_allowlist:
             log.warning("turn_refused", reason="tenant not allowed")
             await self._best_effort(
                 "refusal",
                 self.replies.say(to, f"Sorry, {self.bot_name} is not enabled for your organisation."),
             )
+            return False
+        return True
+
+    async def _accept(self, ctx: ActivityContext[MessageActivity]) -> None:
+        activity = ctx.activity
+        to = ctx.conversation_ref
+        identity = identity_of(activity)
+        if not identity.personal and not activity.is_recipient_mentioned():
+            # In a group chat or channel the bot speaks when spoken to.
+            log.info("message_ignored", reason="not mentioned", scope=identity.conversation_type)
+            return
+        if not await self._allowed(identity, to):
             return
         choice = consent_choice(activity)
         text = (activity.strip_mentions_text().text or "").strip()
@@ -154,21 +211,32 @@ class TeamsSurface:
     async def _turn_body(self, turn: PendingTurn) -> None:
         started = time.perf_counter()
         identity = turn.identity
+        # Answers stream where Teams allows it: in personal chats.
+        stream = self.streams(turn.reference) if self.streams is not None and identity.personal else None
         try:
             if turn.choice is not None:
                 log.info("consent_answered", choice=turn.choice)
                 result = TurnResult(reply=await self.sender.resolve_consent(identity, turn.choice))
             else:
-                result = await self.agent.run_user_turn(identity, turn.text)
+                on_text = stream.add if stream is not None else None
+                result = await self.agent.run_user_turn(identity, turn.text, on_text=on_text)
         except Exception as error:
             await self._no_token_means_later(error)
             log.exception("turn_failure")
             result = TurnResult(reply=self._turn_failed())
         try:
+            if stream is not None and stream.started:
+                # The final message ends the stream; if it cannot, the answer goes as one message.
+                final = result.reply if result.reply is not None and result.consent_peer is None else None
+                if await stream.finish(final or stream.text):
+                    if result.consent_peer is not None and result.reply is not None:
+                        await self._ask_consent(turn, result.reply)
+                    log.info("turn_complete", duration_ms=round((time.perf_counter() - started) * 1000))
+                    return
             if result.reply is None:
                 pass  # a handoff: its notice is in the chat already
             elif result.consent_peer is not None:
-                await self.replies.card(turn.reference, consent_card(self.bot_name, result.reply))
+                await self._ask_consent(turn, result.reply)
             else:
                 await self.replies.say(turn.reference, result.reply)
         except CONNECTOR_UNREACHABLE as error:
@@ -179,6 +247,9 @@ class TeamsSurface:
             log.exception("reply_failure", reason=type(error).__name__)
             return
         log.info("turn_complete", duration_ms=round((time.perf_counter() - started) * 1000))
+
+    async def _ask_consent(self, turn: PendingTurn, question: str) -> None:
+        await self.replies.card(turn.reference, consent_card(self.replies.speaker.line(question)))
 
     async def _no_token_means_later(self, error: Exception) -> None:
         """Raise ``NoToken`` when ``error`` came from a credential that cannot get a token now."""

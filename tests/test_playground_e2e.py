@@ -64,13 +64,24 @@ class PlaygroundChat:
                 frame = json.loads(await self.ws.recv())
                 if frame.get("action") not in ("createMessage", "updateMessage"):
                     continue
-                text = str(frame["message"].get("text") or "")
+                text = shown_text(frame["message"])
                 if frame["action"] == "updateMessage":
                     self.edits.append(text)
                 else:
                     self.posted.append(text)
                 if predicate(text):
                     return text
+
+
+def shown_text(message: dict[str, Any]) -> str:
+    """The message's text, or else its Adaptive Card's first text block (a handoff notice)."""
+    if message.get("text"):
+        return str(message["text"])
+    for attachment in message.get("attachments") or []:
+        for block in (attachment.get("content") or {}).get("body", []):
+            if block.get("type") == "TextBlock":
+                return str(block.get("text", ""))
+    return ""
 
 
 async def open_chat(url: str, http: httpx.AsyncClient) -> AsyncIterator[PlaygroundChat]:
@@ -121,9 +132,12 @@ async def test_travel_question_to_alice_is_answered_by_alice_without_handoff(
     alice_chat: PlaygroundChat,
 ) -> None:
     await alice_chat.say("How do I get my hotel receipts reimbursed?")
-    reply = await alice_chat.until(lambda text: text.startswith("**Alice:**"))
+    reply = await alice_chat.until(lambda text: text.endswith("in this bot's env file."))
     assert reply.startswith("**Alice:** [offline model]")
     assert "will message you directly" not in reply
+    # Streamed: the informative line appears, then grows into the answer in place.
+    assert alice_chat.posted == ["Alice is writing…"], alice_chat.posted
+    assert alice_chat.edits[-1] == reply and all(reply.startswith(edit) for edit in alice_chat.edits)
     assert not any(text.startswith("**Bob:**") for text in alice_chat.posted)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.clock import now
+from bot.store.clock import aware, now
 from bot.store.errors import translated
 from bot.store.schema import processed_activities as inbox
 
@@ -92,6 +92,17 @@ class ActivityLedger:
             except IntegrityError:
                 return False
         return True
+
+    async def received_at(self, activity_id: str) -> datetime | None:
+        """When this activity was first taken (None: never seen), to tell a quick edit from a late one."""
+        with translated("reading the activity"):
+            async with self._engine.connect() as connection:
+                found = (
+                    await connection.execute(
+                        select(inbox.c.created_at).where(inbox.c.activity_id == activity_id[:255])
+                    )
+                ).scalar_one_or_none()
+        return aware(found) if found is not None else None
 
     async def claim(self, activity_id: str, conversation_id: str, turn: str) -> TurnClaim:
         """Keep the turn for this process, or say how an earlier delivery of it stands."""

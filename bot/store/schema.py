@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, S
 from sqlalchemy.orm import DeclarativeBase
 
 # The revision a database must be at for this release; ``migrations/versions`` ends here.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 # Written into the old ``schema_info`` table too, so a release from before migrations refuses a
 # database this one has upgraded (it reads that number) instead of writing to it blindly.
 LEGACY_SCHEMA_VERSION = 2
@@ -64,6 +64,8 @@ sent_handoffs = Table(
     Column("push_token_sha256", String(64), nullable=False),
     Column("conversation_id", String(255), nullable=False),
     Column("service_url", String(2048), nullable=False),
+    # Since 0006: personal, groupChat or channel (how the notice is written).
+    Column("conversation_type", String(20), nullable=False, server_default="personal"),
     Column("notice_activity_id", String(255), nullable=True),
     Column("task_id", String(255), nullable=True),
     Column("outcome", Text, nullable=True),

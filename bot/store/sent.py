@@ -31,6 +31,8 @@ class SentHandoff:
     peer: str
     conversation_id: str
     service_url: str
+    conversation_type: str
+    """personal, groupChat or channel: a notice outside a personal chat keeps the user's context out."""
     notice_activity_id: str | None
     task_id: str | None
     started_at: float
@@ -55,7 +57,14 @@ class SentHandoffStore:
         self._engine = engine
 
     async def record(
-        self, handoff: HandoffMessage, *, peer: str, conversation_id: str, service_url: str, push_token: str
+        self,
+        handoff: HandoffMessage,
+        *,
+        peer: str,
+        conversation_id: str,
+        service_url: str,
+        push_token: str,
+        conversation_type: str = "personal",
     ) -> bool:
         """False when this handoff id was recorded before (nothing is changed)."""
         moment = now()
@@ -71,6 +80,7 @@ class SentHandoffStore:
                             push_token_sha256=digest(push_token),
                             conversation_id=conversation_id,
                             service_url=service_url,
+                            conversation_type=conversation_type[:20],
                             created_at=moment,
                             updated_at=moment,
                         )
@@ -129,6 +139,7 @@ def _sent(row: Row[Any]) -> SentHandoff:
         peer=row.peer,
         conversation_id=row.conversation_id,
         service_url=row.service_url,
+        conversation_type=row.conversation_type,
         notice_activity_id=row.notice_activity_id,
         task_id=row.task_id,
         started_at=aware(row.created_at).timestamp(),

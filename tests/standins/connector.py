@@ -31,7 +31,27 @@ class ConnectorCall:
 
     @property
     def text(self) -> str:
-        return str(self.body.get("text") or "")
+        """What the user reads: the message's text, or else its Adaptive Card's first text block."""
+        if self.body.get("text"):
+            return str(self.body["text"])
+        blocks = self.card_texts
+        return blocks[0] if blocks else ""
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        for attachment in self.body.get("attachments") or []:
+            if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive":
+                return dict(attachment.get("content") or {})
+        return None
+
+    @property
+    def card_texts(self) -> list[str]:
+        card = self.card
+        return [
+            str(item.get("text", ""))
+            for item in (card or {}).get("body", [])
+            if item.get("type") == "TextBlock"
+        ]
 
 
 @dataclass

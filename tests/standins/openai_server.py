@@ -2,7 +2,9 @@
 
 A script is a function from the parsed request to the reply: ``say(text)`` or
 ``call_tool(name, **arguments)``. Every request is recorded so a test can read what the bot sent
-the model (its instructions, history and tool schema).
+the model (its instructions, history and tool schema). A request with ``"stream": true`` is answered
+as OpenAI streams: server-sent ``chat.completion.chunk`` events (the text a few words at a time, a
+tool call in one), a usage chunk, then ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 Script = Callable[[dict[str, Any]], Any]
 """Returns the assistant message (a dict), an awaitable of one, or a ready ``Response`` to send as is."""
@@ -103,6 +105,8 @@ class StandInOpenAI:
             message = await message
         if isinstance(message, Response):
             return message
+        if body.get("stream"):
+            return StreamingResponse(_chunks(body.get("model"), message), media_type="text/event-stream")
         return JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:10]}",
@@ -119,3 +123,37 @@ class StandInOpenAI:
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             }
         )
+
+
+WORDS_PER_CHUNK = 3
+
+
+async def _chunks(model: Any, message: dict[str, Any]) -> Any:
+    envelope = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:10]}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+
+    def event(choices: list[dict[str, Any]], **more: Any) -> bytes:
+        return f"data: {json.dumps({**envelope, 'choices': choices, **more})}\n\n".encode()
+
+    if message.get("tool_calls"):
+        calls = [{"index": n, **call} for n, call in enumerate(message["tool_calls"])]
+        yield event(
+            [{"index": 0, "delta": {"role": "assistant", "tool_calls": calls}, "finish_reason": None}]
+        )
+        finish = "tool_calls"
+    else:
+        words = str(message.get("content") or "").split(" ")
+        for start in range(0, len(words), WORDS_PER_CHUNK):
+            piece = " ".join(words[start : start + WORDS_PER_CHUNK])
+            piece = piece if start == 0 else " " + piece
+            yield event(
+                [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]
+            )
+        finish = "stop"
+    yield event([{"index": 0, "delta": {}, "finish_reason": finish}])
+    yield event([], usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2})
+    yield b"data: [DONE]\n\n"
