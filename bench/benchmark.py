@@ -10,7 +10,13 @@ Connector (both in this process). Measured in one run:
   connector) at concurrency 1 and 32, p50 and p99;
 - time to Alice's first notice ("Connecting you to Bob…", posted as the handoff goes out);
 - handoffs per second sustained at concurrency 32, with lost and duplicated greetings counted;
+- CPU milliseconds per handoff for each bot (its process CPU time over the concurrency-32 run,
+  divided by the handoffs);
 - the floor: a bare a2a-sdk SendMessage round trip with the same data part, same machine.
+Each figure is the median of ``--runs`` runs (3), with the spread (lowest to highest). With
+``--profile DIR`` (default ``bench/profiles``) py-spy samples each bot during the last run's
+concurrency-32 load and writes its top functions by own time to ``DIR/<bot>.txt`` (the raw stacks
+beside them, for a flame graph).
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ import argparse
 import asyncio
 import json
 import platform
+import shutil
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -161,20 +170,37 @@ async def handoffs(
     }
 
 
-async def run(sequential: int, concurrent: int, floor_count: int) -> dict[str, Any]:
+async def run(
+    sequential: int, concurrent: int, floor_count: int, profile_dir: Path | None = None
+) -> dict[str, Any]:
     floor = await floor_round_trips(floor_count)
     with tempfile.TemporaryDirectory(prefix="handoff-bench-") as folder:
         stage = await set_the_stage(Path(folder), model="standin")
         try:
-            idle = {"Alice": stage.alice.rss_mb(), "Bob": stage.bob.rss_mb()}
-            ready = {"Alice": stage.alice.ready_after, "Bob": stage.bob.ready_after}
+            bots = {"Alice": stage.alice, "Bob": stage.bob}
+            idle = {name: bot.rss_mb() for name, bot in bots.items()}
+            ready = {name: bot.ready_after for name, bot in bots.items()}
             watch = GreetingWatch(stage)
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
             async with httpx.AsyncClient(limits=limits) as http:
                 await handoffs(stage, watch, http, total=5, concurrency=1)  # warm-up
                 one = await handoffs(stage, watch, http, total=sequential, concurrency=1)
+                cpu_before = {name: bot.cpu_seconds() for name, bot in bots.items()}
+                samplers = (
+                    [Sampler(name, bot.process.pid, Path(folder)) for name, bot in bots.items()]
+                    if profile_dir is not None
+                    else []
+                )
+                for sampler in samplers:
+                    await sampler.start()
                 many = await handoffs(stage, watch, http, total=concurrent, concurrency=32)
-            peak = {"Alice": stage.alice.peak_rss_mb(), "Bob": stage.bob.peak_rss_mb()}
+                for sampler in samplers:
+                    await sampler.stop(profile_dir)  # type: ignore[arg-type]
+                cpu_ms = {
+                    name: (bot.cpu_seconds() - cpu_before[name]) * 1000 / concurrent
+                    for name, bot in bots.items()
+                }
+            peak = {name: bot.peak_rss_mb() for name, bot in bots.items()}
         finally:
             await clear_the_stage(stage)
     return {
@@ -182,26 +208,118 @@ async def run(sequential: int, concurrent: int, floor_count: int) -> dict[str, A
         "floor_p99": percentile(floor, 0.99),
         "c1": one,
         "c32": many,
+        "cpu_ms": cpu_ms,
         "idle_rss": idle,
         "peak_rss": peak,
         "ready_s": ready,
     }
 
 
+class Sampler:
+    """py-spy sampling one bot process while the load runs; its top functions by own time."""
+
+    def __init__(self, name: str, pid: int, scratch: Path) -> None:
+        self.name = name
+        self.pid = pid
+        self.raw = scratch / f"{name.lower()}.stacks"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.process = await asyncio.create_subprocess_exec(
+            py_spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "200",
+            "--nonblocking", "--output", str(self.raw),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.sleep(0.5)  # py-spy attaches before the load starts (not a synchronisation)
+
+    async def stop(self, out_dir: Path) -> None:
+        assert self.process is not None
+        self.process.send_signal(2)  # SIGINT: py-spy writes what it sampled and exits
+        await self.process.wait()
+        self.write(out_dir)
+
+    def write(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        text = self.raw.read_text() if self.raw.exists() else ""
+        (out_dir / f"{self.name.lower()}.stacks").write_text(text)
+        (out_dir / f"{self.name.lower()}.txt").write_text(top_functions(self.name, text))
+
+
+def top_functions(name: str, stacks: str, count: int = 10) -> str:
+    """From py-spy's collapsed stacks: the functions where the samples were (own time), and the
+    packages they belong to, each with its share of all samples."""
+    own: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    total = 0
+    for line in stacks.splitlines():
+        frames, _, samples = line.rpartition(" ")
+        if not frames or not samples.isdigit():
+            continue
+        leaf = frames.split(";")[-1]
+        total += int(samples)
+        own[leaf] += int(samples)
+        packages[_package(leaf)] += int(samples)
+    if total == 0:
+        return f"{name}: no samples (py-spy could not attach?)\n"
+    lines = [f"{name}: {total} samples during the concurrency-32 load", "", "top functions by own time:"]
+    lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in own.most_common(count)]
+    lines += ["", "by package:"]
+    lines += [f"  {100 * n / total:5.1f}%  {package}" for package, n in packages.most_common(count)]
+    return "\n".join(lines) + "\n"
+
+
+def _package(frame: str) -> str:
+    """``function (path/to/site-packages/pkg/mod.py:12)`` -> ``pkg``; the project's own and the
+    standard library's by their top folder."""
+    where = frame[frame.rfind("(") + 1 :].rstrip(")")
+    path = where.rsplit(":", 1)[0]
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    for own in ("bot/", "a2a_bridge/"):
+        if f"/{own}" in path or path.startswith(own):
+            return own.rstrip("/")
+    return "python (stdlib, interpreter)" if "/lib/python" in path else path.split("/", 1)[0] or "?"
+
+
+def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every number as the median over the runs, with the spread as ``<key>_spread`` (lo, hi)."""
+
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            merged: dict[str, Any] = {}
+            for key in first:
+                merged[key] = merge([value[key] for value in values])
+                if isinstance(first[key], int | float) and not isinstance(first[key], bool):
+                    merged[f"{key}_spread"] = (min(v[key] for v in values), max(v[key] for v in values))
+            return merged
+        if isinstance(first, int | float) and not isinstance(first, bool):
+            return statistics.median(values)
+        return first
+
+    return dict(merge(results))
+
+
+def _spread(parent: dict[str, Any], key: str, unit: str = "") -> str:
+    lo, hi = parent.get(f"{key}_spread", (parent[key], parent[key]))
+    return f"{parent[key]:.1f}{unit} ({lo:.1f}-{hi:.1f})"
+
+
 def table(result: dict[str, Any]) -> str:
     floor = result["floor_p50"]
-    c1, c32 = result["c1"], result["c32"]
+    c1, c32, cpu = result["c1"], result["c32"], result["cpu_ms"]
     rows = [
-        ("bare a2a-sdk SendMessage (floor)", f"p50 {floor:.1f} ms, p99 {result['floor_p99']:.1f} ms", "", ""),
+        ("bare a2a-sdk SendMessage (floor)", f"p50 {_spread(result, 'floor_p50', ' ms')}", "", ""),
         (
             "handoff latency, concurrency 1",
-            f"p50 {c1['p50']:.1f} ms, p99 {c1['p99']:.1f} ms",
+            f"p50 {_spread(c1, 'p50', ' ms')}, p99 {c1['p99']:.1f} ms",
             f"{c1['p50'] / floor:.1f}x floor",
             "p50 <= 3x floor",
         ),
         (
             "first notice, concurrency 1 / 32",
-            f"p50 {c1['notice_p50']:.1f} / {c32['notice_p50']:.1f} ms, "
+            f"p50 {_spread(c1, 'notice_p50')} / {c32['notice_p50']:.1f} ms, "
             f"p99 {c1['notice_p99']:.1f} / {c32['notice_p99']:.1f} ms",
             "",
             "",
@@ -214,15 +332,21 @@ def table(result: dict[str, Any]) -> str:
         ),
         (
             "handoffs/s at concurrency 32",
-            f"{c32['per_s']:.1f}/s ({c32['count']} handoffs)",
-            f"lost {c1['lost'] + c32['lost']}, duplicated {c1['duplicates'] + c32['duplicates']}",
+            f"{_spread(c32, 'per_s', '/s')} ({c32['count']:.0f} handoffs)",
+            f"lost {c1['lost'] + c32['lost']:.0f}, duplicated {c1['duplicates'] + c32['duplicates']:.0f}",
             ">= 100/s, 0 lost/dup",
         ),
         (
+            "CPU per handoff Alice / Bob",
+            f"{_spread(cpu, 'Alice', ' ms')} / {_spread(cpu, 'Bob', ' ms')}",
+            f"{cpu['Alice'] + cpu['Bob']:.1f} ms together",
+            "<= 10 ms together",
+        ),
+        (
             "idle RSS Alice / Bob",
-            f"{result['idle_rss']['Alice']:.0f} MB / {result['idle_rss']['Bob']:.0f} MB",
+            f"{_spread(result['idle_rss'], 'Alice', ' MB')} / {_spread(result['idle_rss'], 'Bob', ' MB')}",
             "",
-            "< 150 MB",
+            "< 120 MB",
         ),
         (
             "peak RSS Alice / Bob",
@@ -232,9 +356,9 @@ def table(result: dict[str, Any]) -> str:
         ),
         (
             "start-up to ready Alice / Bob",
-            f"{result['ready_s']['Alice']:.2f} s / {result['ready_s']['Bob']:.2f} s",
+            f"{_spread(result['ready_s'], 'Alice', ' s')} / {_spread(result['ready_s'], 'Bob', ' s')}",
             "",
-            "< 3 s",
+            "< 1.5 s",
         ),
     ]
     widths = [
@@ -262,9 +386,18 @@ def main() -> int:
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--concurrent", type=int, default=640)
     parser.add_argument("--floor", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3, help="repeat the whole measurement; medians")
+    parser.add_argument("--profile", type=Path, default=ROOT / "bench" / "profiles", metavar="DIR")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(run(args.sequential, args.concurrent, args.floor))
+    runs = []
+    for index in range(args.runs):
+        last = index == args.runs - 1
+        profile = None if args.no_profile or not last else args.profile
+        runs.append(asyncio.run(run(args.sequential, args.concurrent, args.floor, profile)))
+    result = median_of(runs)
+    result["runs"] = args.runs
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -272,7 +405,10 @@ def main() -> int:
             f"machine: {platform.machine()}, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, {len(__import__('os').sched_getaffinity(0))} cores"
         )
+        print(f"medians of {args.runs} runs (spread lowest-highest in brackets)")
         print(table(result))
+        if not args.no_profile:
+            print(f"profiles (top functions by own time, per bot): {args.profile}/alice.txt, bob.txt")
     return 0
 
 

@@ -7,14 +7,14 @@ sent through the bot's paced, observed connector calls. The SDK's ``HttpStream``
 flushes run in tasks nobody awaits, so a refused first send (streaming not allowed, Teams busy)
 surfaces as an unretrieved task error while ``close()`` waits 30 s for a stream id that never comes;
 and its retries ignore the bot's pacing. Here updates are coalesced (the latest text wins while a
-send is on its way), a failure stops the stream at once, and ``finish`` says whether the final
-message went out, so the caller can send the answer as one plain message instead.
+send is on its way), the last text always goes out as a chunk before the final message, a
+failure stops the stream at once, and ``finish`` says whether the final message went out, so the
+caller can send the answer as one plain message instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
@@ -53,6 +53,7 @@ class AnswerStream:
         self._changed = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._broken = False
+        self._closing = False
 
     @property
     def started(self) -> bool:
@@ -77,9 +78,11 @@ class AnswerStream:
         then sends the answer as one plain message)."""
         if self._sender is None:
             return False
-        self._sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._sender
+        # The text written so far goes out as a chunk first: the final message then replaces a
+        # chunk of the same stream, never just the informative line (which some clients keep).
+        self._closing = True
+        self._changed.set()
+        await self._sender
         if self._broken or self._stream_id is None:
             return False
         final = MessageActivityInput(text=self._speaker.line(text))
@@ -103,8 +106,8 @@ class AnswerStream:
                     text = self._text
                     await self._update(TypingActivityInput(text=self._speaker.line(text)))
                     self._sent_text = text
-        except asyncio.CancelledError:
-            raise
+                if self._closing and self._sent_text == self._text:
+                    return
         except Exception as error:  # refused (streaming not allowed), unreachable: one plain message
             self._broken = True
             log.warning("stream_failure", stage="update", reason=type(error).__name__)

@@ -63,5 +63,5 @@ async def test_a_burst_into_one_tenant_is_paced_and_every_answer_arrives(
     # A leaky bucket lets at most burst + rate calls through in any one second (one more for the
     # moment a call takes to reach the connector); unpaced, all twelve would land at once.
     assert most_in_one_second(contoso_calls) <= BURST + RATE + 1
-    [finn] = [call for call in connector.calls if call.conversation_id == "a:fabrikam" and call.text]
+    [finn] = connector.sent("a:fabrikam")
     assert finn.at < max(call.at for call in replies), "another tenant is not queued behind"
