@@ -266,7 +266,51 @@ def top_functions(name: str, stacks: str, count: int = 10) -> str:
     lines += [f"  {100 * n / total:5.1f}%  {frame}" for frame, n in own.most_common(count)]
     lines += ["", "by package:"]
     lines += [f"  {100 * n / total:5.1f}%  {package}" for package, n in packages.most_common(count)]
+    layers: Counter[str] = Counter()
+    for package, n in packages.items():
+        layers[next((layer for layer, names in LAYERS.items() if package in names), "other")] += n
+    lines += ["", "by layer:"]
+    lines += [f"  {100 * n / total:5.1f}%  {layer}" for layer, n in layers.most_common()]
     return "\n".join(lines) + "\n"
+
+
+LAYERS = {
+    "database (SQLAlchemy async + aiosqlite's worker thread)": {"aiosqlite", "sqlalchemy"},
+    "event loop, HTTP client and server (asyncio, anyio, httpx, httpcore, h11, uvicorn, fastapi)": {
+        "asyncio",
+        "anyio",
+        "httpcore",
+        "httpcore2",
+        "httpx",
+        "httpx2",
+        "h11",
+        "uvicorn",
+        "starlette",
+        "fastapi",
+        "threading.py",
+        "selectors.py",
+        "socket.py",
+        "ssl.py",
+        "aiologic",
+    },
+    "frameworks (agent-framework, openai, pydantic, a2a-sdk, protobuf, Teams SDK, OpenTelemetry)": {
+        "agent_framework",
+        "openai",
+        "pydantic",
+        "pydantic_core",
+        "protobuf",
+        "google",
+        "a2a",
+        "api",
+        "apps",
+        "common",
+        "microsoft_teams",
+        "trace",
+        "opentelemetry",
+        "_decorator.py",
+    },
+    "this project (bot, a2a_bridge)": {"bot", "a2a_bridge"},
+}
 
 
 def _package(frame: str) -> str:
