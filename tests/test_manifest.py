@@ -177,3 +177,9 @@ async def test_the_privacy_and_terms_pages_the_package_links_to_are_served(
     assert "<h1>Alice: privacy statement</h1>" in privacy.text
     assert "Teams handoff bots" in privacy.text, "run by MANIFEST_DEVELOPER_NAME"
     assert "<h1>Alice: terms of use</h1>" in terms.text
+
+
+def test_group_chats_add_the_group_and_team_scopes_and_stay_valid() -> None:
+    manifest = build_manifest(settings(group_chats=True))
+    assert manifest["bots"][0]["scopes"] == ["personal", "groupChat", "team"]
+    jsonschema.Draft4Validator(json.loads(SCHEMA.read_text(encoding="utf-8-sig"))).validate(manifest)

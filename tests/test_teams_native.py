@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from bot.config import Settings
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
 from tests.harness import TeamsUser, alice_and_bob, message_activity, started_bot, user_says
 from tests.processes import BotProcess
@@ -331,3 +332,17 @@ async def test_an_edit_of_a_message_the_bot_never_saw_recently_changes_nothing(
         response = await http.post(f"{alice.url}/api/messages", json=edited(old, "rewritten history"))
     assert response.status_code == 200
     assert connector.calls == []
+
+
+def test_outside_local_development_messages_carry_no_name_prefix_by_default() -> None:
+    common = {
+        "bot_name": "Alice",
+        "bot_description": "Travel",
+        "bot_self_url": "https://alice.contoso.com",
+        "client_id": "00000000-0000-0000-0000-0000000a11ce",
+        "client_secret": "s",
+        "tenant_id": "tenant-contoso",
+        "a2a_auth_secret": "x" * 40,
+    }
+    assert Settings(_env_file=None, **common).names_speakers is False
+    assert Settings(_env_file=None, **common, local_development=True).names_speakers is True
