@@ -105,6 +105,16 @@ class AppInstaller:
     async def _install(self, aad_object_id: str, tenant_id: str) -> InstallResult:
         try:
             catalog_id = await self.catalog_id(tenant_id)
+        except httpx.HTTPStatusError as error:
+            refused = _refused(error.response)
+            return InstallResult(
+                refused.result,
+                f"looking the app up in the catalog: {refused.detail} (set TEAMS_APP_CATALOG_ID, or "
+                "grant AppCatalog.Read.All)",
+            )
+        except Exception as error:
+            return InstallResult(Installed.FAILED, type(error).__name__)
+        try:
             if catalog_id is None:
                 return InstallResult(
                     Installed.NOT_IN_CATALOG,

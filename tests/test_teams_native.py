@@ -335,7 +335,7 @@ async def test_an_edit_of_a_message_the_bot_never_saw_recently_changes_nothing(
 
 
 def test_outside_local_development_messages_carry_no_name_prefix_by_default() -> None:
-    common = {
+    common: dict[str, Any] = {
         "bot_name": "Alice",
         "bot_description": "Travel",
         "bot_self_url": "https://alice.contoso.com",
