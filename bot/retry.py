@@ -27,13 +27,13 @@ CONNECTOR_UNREACHABLE = (httpx.HTTPError, httpx.InvalidURL)
 RETRY_AFTER_CAP_SECONDS = 30.0
 # A send that timed out while reading may have been delivered: only failures to connect are safe
 # to repeat for a non-idempotent call.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, httpx.HTTPStatusError):
         return error.response.status_code in TRANSIENT_STATUSES
-    return isinstance(error, _NOT_SENT)
+    return isinstance(error, NOT_SENT)
 
 
 def retry_after_seconds(error: BaseException | None) -> float | None:

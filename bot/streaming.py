@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
@@ -23,7 +24,7 @@ from microsoft_teams.api.models import ChannelData, ConversationReference
 from microsoft_teams.apps import App
 
 from bot.pacing import OutboundPacer
-from bot.retry import Observer, call_connector
+from bot.retry import NOT_SENT, Observer, call_connector
 from bot.speaker import Speaker
 
 log = structlog.get_logger(__name__)
@@ -74,8 +75,9 @@ class AnswerStream:
             self._sender = asyncio.create_task(self._send_updates(), name="answer-stream")
 
     async def finish(self, text: str) -> bool:
-        """End the stream with ``text`` as the final message; False when it could not be (the caller
-        then sends the answer as one plain message)."""
+        """End the stream with ``text`` as the final message; False when Teams refused it or it was
+        never sent (the caller then sends the answer as one plain message). A final message that
+        went out and whose answer was lost raises, as a plain reply's would."""
         if self._sender is None:
             return False
         # The text written so far goes out as a chunk first: the final message then replaces a
@@ -90,7 +92,9 @@ class AnswerStream:
         final.add_stream_final()
         try:
             await self._send(final, "send_stream_final")
-        except Exception as error:
+        except (httpx.HTTPStatusError, *NOT_SENT) as error:
+            # Refused, or never sent: the answer goes as one plain message instead. Anything else
+            # (the answer came back unreadable, or not at all) may be in the chat: not sent twice.
             log.warning("stream_failure", stage="final", reason=type(error).__name__)
             return False
         log.info("answer_streamed", updates=self._sequence)
