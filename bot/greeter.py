@@ -3,7 +3,9 @@
 The 1:1 is opened at the user's own serviceUrl (from the handoff, which the executor has already
 checked against the allowlist) with their aadObjectId and tenantId, as Teams expects for a
 proactive personal chat. The greeting is produced by the agent, so it is the first turn of the new
-conversation's history and the user's next message there continues from it.
+conversation's history and the user's next message there continues from it. When Teams refuses
+the chat (403, most often: the user does not have this bot's app), a bot with
+INSTALL_APP_FOR_USERS installs its app for the user first (``bot.app_install``) and tries again.
 """
 
 from __future__ import annotations
