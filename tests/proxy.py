@@ -18,6 +18,8 @@ class RoundRobinProxy:
         self.backends = backends
         self.routed: list[str] = []
         """The replica each request went to, in order."""
+        self.paths: list[tuple[str, str]] = []
+        """(replica, path) of each request, in order: peers' card fetches come through here too."""
         self._next = itertools.cycle(range(len(backends)))
         self._http = httpx.AsyncClient(timeout=60, trust_env=False)
 
@@ -27,6 +29,7 @@ class RoundRobinProxy:
         request = Request(scope, receive)
         backend = self.backends[next(self._next)]
         self.routed.append(backend)
+        self.paths.append((backend, request.url.path))
         target = f"{backend}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
         try:
             upstream = await self._http.request(
