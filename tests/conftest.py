@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.logs import configure_structlog
 from tests.harness import FUZZ_COUNTS, LoopbackServer
 from tests.standins.connector import StandInConnector
+from tests.standins.entra import StandInEntra
 from tests.standins.openai_server import StandInOpenAI
 
 # A developer's shell may carry real settings (an OPENAI_API_KEY, a CLIENT_ID); tests define their own.
@@ -93,3 +94,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "fuzzing")
         for target, count in FUZZ_COUNTS.items():
             terminalreporter.write_line(f"{count} cases tried against {target}: no 5xx")
+
+
+@pytest.fixture
+async def entra(tmp_path: Path) -> AsyncIterator[StandInEntra]:
+    """Microsoft Entra ID and the Bot Framework's keys on their public names, for a bot process
+    started with ``entra.environment()``."""
+    standin = await StandInEntra(tmp_path / "entra").start()
+    yield standin
+    await standin.stop()

@@ -7,7 +7,6 @@ Framework's scope."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,6 @@ from tests.test_resilience import echo, process_llm_env
 APP_ID = "00000000-0000-0000-0000-0000000a11ce"
 TENANT_ID = "tenant-contoso"
 CLIENT_SECRET = "alice-client-secret-value-that-must-never-be-logged"
-
-
-@pytest.fixture
-async def entra(tmp_path: Path) -> AsyncIterator[StandInEntra]:
-    standin = await StandInEntra(tmp_path / "entra").start()
-    yield standin
-    await standin.stop()
 
 
 def alice_with_credentials(llm_server: Any, tmp_path: Path, entra: StandInEntra) -> BotProcess:

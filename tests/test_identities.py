@@ -6,7 +6,6 @@ carries a token for the Bot Framework of the bot's cloud, and the Teams message 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,6 @@ from tests.test_resilience import echo, process_llm_env
 APP_ID = "00000000-0000-0000-0000-0000000a11ce"
 IDENTITY_ID = "11111111-2222-3333-4444-555555555555"
 TENANT_ID = "tenant-contoso"
-
-
-@pytest.fixture
-async def entra(tmp_path: Path) -> AsyncIterator[StandInEntra]:
-    standin = await StandInEntra(tmp_path / "entra").start()
-    yield standin
-    await standin.stop()
 
 
 async def answered_once(
