@@ -28,6 +28,7 @@ from a2a_bridge.asgi import (
     Receive,
     Scope,
     Send,
+    header,
     read_capped_body,
     replaying,
     send_json,
@@ -89,7 +90,7 @@ class ActivityGate:
 
     async def _acknowledge(self, scope: Scope, send: Send, activity: Unmodelled) -> None:
         if self._authenticate is not None:
-            authorization = _header(scope, b"authorization")
+            authorization = header(scope, b"authorization")
             if not authorization.startswith("Bearer ") or not await self._authenticate(
                 authorization.removeprefix("Bearer "), activity.service_url
             ):
@@ -99,13 +100,6 @@ class ActivityGate:
         log.info("activity_acknowledged", kind=activity.kind)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
-
-
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return ""
 
 
 def _problem(body: bytes) -> str | Unmodelled | None:
