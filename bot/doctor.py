@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import httpx
 from a2a.client import A2ACardResolver, ClientCallInterceptor, ClientConfig, create_client
@@ -24,6 +24,9 @@ from bot.credentials import BotCredential, app_identity, reason_of
 from bot.manifest import ManifestError, build_manifest
 from bot.model_client import build_chat_client
 from bot.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from microsoft_teams.apps import App
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,13 @@ async def run_doctor(settings: Settings, *, env_file: str | None = None, out: Te
         )
     ]
     checks.append(await _store(settings))
-    checks.append(await _bot_token(settings))
-    if settings.install_app_for_users:
-        checks.append(await _graph_install(settings))
-    checks.append(await _model(settings))
+    # One Teams app (one token cache) for the checks that ask Entra, one HTTP client for the rest.
+    teams = _teams_app(settings)
+    checks.append(await _bot_token(settings, teams))
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as http:
+        if settings.install_app_for_users and teams is not None:
+            checks.append(await _graph_install(settings, teams, http))
+        checks.append(await _model(settings))
         for url in settings.peer_urls:
             checks.append(await _peer(settings, http, url))
         checks.append(await _self_url(settings, http))
@@ -81,15 +86,21 @@ _TOKEN_FIXES = {
 }
 
 
-async def _bot_token(settings: Settings) -> Check:
-    """The token every call to Teams needs: asked of Entra ID once, as the bot would ask."""
-    name = "Bot Framework token"
+def _teams_app(settings: Settings) -> App | None:
+    """The Teams SDK app the bot would build for its identity (None without CLIENT_ID)."""
     if not settings.client_id:
-        return Check(name, True, "no CLIENT_ID (local development): none needed")
+        return None
     from microsoft_teams.apps import App
 
-    app = App(**app_identity(settings))
-    problem = await BotCredential(app, configured=True).problem()
+    return App(**app_identity(settings))
+
+
+async def _bot_token(settings: Settings, teams: App | None) -> Check:
+    """The token every call to Teams needs: asked of Entra ID once, as the bot would ask."""
+    name = "Bot Framework token"
+    if teams is None:
+        return Check(name, True, "no CLIENT_ID (local development): none needed")
+    problem = await BotCredential(teams, configured=True).problem()
     kind = settings.credential_kind
     if problem is not None:
         if settings.client_secret is None:
@@ -107,46 +118,41 @@ async def _bot_token(settings: Settings) -> Check:
     return Check(name, True, f"Entra ID issued one for the Bot Framework ({kind}, cloud {settings.cloud})")
 
 
-async def _graph_install(settings: Settings) -> Check:
+async def _graph_install(settings: Settings, teams: App, http: httpx.AsyncClient) -> Check:
     """INSTALL_APP_FOR_USERS: the bot's Graph token carries the consented permission (asking Entra
     for it is the one harmless call), and the app is in the organisation's catalog."""
-    from microsoft_teams.apps import App
-
     from bot.app_install import GRANT_HINT, INSTALL_PERMISSION, INSTALL_ROLES, installer_for
 
     name = "Graph app installation"
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as http:
-        installer = installer_for(settings, App(**app_identity(settings)), http)
-        try:
-            roles = await installer.roles(settings.tenant_id)
-        except Exception as error:
-            return Check(
-                name, False, f"no Graph token ({reason_of(error)})", "fix the Bot Framework token first"
-            )
-        if not INSTALL_ROLES & set(roles):
-            granted = ", ".join(roles) or "none"
-            return Check(
-                name, False, f"the bot's Graph token lacks {INSTALL_PERMISSION} (has: {granted})", GRANT_HINT
-            )
-        try:
-            catalog_id = await installer.catalog_id(settings.tenant_id)
-        except httpx.HTTPError as error:
-            status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
-            return Check(
-                name,
-                False,
-                f"the app could not be looked up in the catalog ({status or type(error).__name__})",
-                "set TEAMS_APP_CATALOG_ID (Teams admin center > Manage apps > the app's App ID), or grant "
-                "AppCatalog.Read.All",
-            )
-        if catalog_id is None:
-            return Check(
-                name,
-                False,
-                f"no app with id {settings.client_id} in the organisation's catalog",
-                "upload the package (python -m bot manifest) in the Teams admin center > Manage apps",
-            )
-        return Check(name, True, f"{INSTALL_PERMISSION} consented; app {catalog_id} in the catalog")
+    installer = installer_for(settings, teams, http)
+    try:
+        roles = await installer.roles(settings.tenant_id)
+    except Exception as error:
+        return Check(name, False, f"no Graph token ({reason_of(error)})", "fix the Bot Framework token first")
+    if not INSTALL_ROLES & set(roles):
+        granted = ", ".join(roles) or "none"
+        return Check(
+            name, False, f"the bot's Graph token lacks {INSTALL_PERMISSION} (has: {granted})", GRANT_HINT
+        )
+    try:
+        catalog_id = await installer.catalog_id(settings.tenant_id)
+    except httpx.HTTPError as error:
+        status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
+        return Check(
+            name,
+            False,
+            f"the app could not be looked up in the catalog ({status or type(error).__name__})",
+            "set TEAMS_APP_CATALOG_ID (Teams admin center > Manage apps > the app's App ID), or grant "
+            "AppCatalog.Read.All",
+        )
+    if catalog_id is None:
+        return Check(
+            name,
+            False,
+            f"no app with id {settings.client_id} in the organisation's catalog",
+            "upload the package (python -m bot manifest) in the Teams admin center > Manage apps",
+        )
+    return Check(name, True, f"{INSTALL_PERMISSION} consented; app {catalog_id} in the catalog")
 
 
 async def _model(settings: Settings) -> Check:
