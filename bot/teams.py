@@ -225,20 +225,14 @@ class TeamsSurface:
             log.exception("turn_failure")
             result = TurnResult(reply=self._turn_failed())
         try:
-            if stream is not None and stream.started:
-                # The final message ends the stream; if it cannot, the answer goes as one message.
-                final = result.reply if result.reply is not None and result.consent_peer is None else None
-                if await stream.finish(final or stream.text):
-                    if result.consent_peer is not None and result.reply is not None:
-                        await self._ask_consent(turn, result.reply)
-                    log.info("turn_complete", duration_ms=round((time.perf_counter() - started) * 1000))
-                    return
-            if result.reply is None:
-                pass  # a handoff: its notice is in the chat already
-            elif result.consent_peer is not None:
+            answer = result.reply if result.consent_peer is None else None
+            # The final message ends the stream; if it cannot, the answer goes as one message.
+            streamed = stream is not None and stream.started and await stream.finish(answer or stream.text)
+            if result.consent_peer is not None and result.reply is not None:
                 await self._ask_consent(turn, result.reply)
-            else:
-                await self.replies.say(turn.reference, result.reply)
+            elif answer is not None and not streamed:
+                await self.replies.say(turn.reference, answer)
+            # else a handoff: its notice is in the chat already
         except CONNECTOR_UNREACHABLE as error:
             log.warning("reply_failure", reason=type(error).__name__)
             return
