@@ -16,9 +16,13 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 from aiolimiter import AsyncLimiter
+
+if TYPE_CHECKING:
+    from microsoft_teams.api.models import ConversationReference
 
 log = structlog.get_logger(__name__)
 
@@ -59,10 +63,16 @@ class OutboundPacer:
 
         return wait
 
-    def free_now(self, tenant_id: str, conversation_id: str) -> bool:
-        """Whether a call could go out without waiting (for what is not worth a wait: typing)."""
-        return self._bucket(self._conversations, conversation_id, self._per_conversation).has_capacity() and (
-            self._bucket(self._tenants, tenant_id, self._per_tenant).has_capacity()
+    def turn_into(self, to: ConversationReference) -> Turn:
+        """``turn`` for a call into the conversation of a stored reference."""
+        return self.turn(to.conversation.tenant_id or "", to.conversation.id)
+
+    def free_now(self, to: ConversationReference) -> bool:
+        """Whether a call into that conversation could go out without waiting (for what is not
+        worth a wait: typing)."""
+        tenant, conversation = to.conversation.tenant_id or "", to.conversation.id
+        return self._bucket(self._conversations, conversation, self._per_conversation).has_capacity() and (
+            self._bucket(self._tenants, tenant, self._per_tenant).has_capacity()
         )
 
     @staticmethod

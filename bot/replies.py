@@ -42,9 +42,8 @@ class Replies:
     async def typing(self, to: ConversationReference) -> None:
         """One attempt, and only if it need not wait its turn: a typing indicator is not worth a
         retry, nor a delay of the request that is waiting on it."""
-        tenant, conversation = to.conversation.tenant_id or "", to.conversation.id
-        if self._pacer.free_now(tenant, conversation):
-            await self._pacer.turn(tenant, conversation)()
+        if self._pacer.free_now(to):
+            await self._pacer.turn_into(to)()
             await self._send(to, TypingActivityInput())
 
     async def _deliver(self, to: ConversationReference, message: MessageActivityInput) -> None:
@@ -52,7 +51,7 @@ class Replies:
             "send_reply",
             lambda: self._send(to, message),
             observe=self._observe,
-            turn=self._pacer.turn(to.conversation.tenant_id or "", to.conversation.id),
+            turn=self._pacer.turn_into(to),
         )
 
     async def _send(

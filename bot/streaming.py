@@ -139,7 +139,7 @@ class AnswerStream:
             what,
             lambda: activities.create(activity),
             observe=self._observe,
-            turn=self._pacer.turn(to.conversation.tenant_id or "", to.conversation.id),
+            turn=self._pacer.turn_into(to),
             attempts=2,
         )
         return str(sent.id)
