@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ALICE_DESCRIPTION
-from tests.harness import TeamsUser, message_activity, started_bot
+from tests.harness import TeamsUser, message_activity
 from tests.standins.connector import ConnectorCall, StandInConnector
 from tests.standins.openai_server import StandInOpenAI
 from tests.test_resilience import echo
+from tests.test_teams_native import alice_on_the_model
 
 RATE, BURST = 4, 2
 USERS = 12
@@ -34,14 +34,8 @@ async def test_a_burst_into_one_tenant_is_paced_and_every_answer_arrives(
     llm.script("alice-model", echo)
     contoso = [TeamsUser(user_id=f"29:user-{n}", aad_object_id=f"aad-{n}") for n in range(USERS)]
     fabrikam = TeamsUser(user_id="29:finn", aad_object_id="aad-finn", tenant_id="tenant-fabrikam")
-    async with started_bot(
-        "Alice",
-        ALICE_DESCRIPTION,
-        state_dir=state_dir,
-        connector_rate_per_tenant=RATE,
-        connector_burst_per_tenant=BURST,
-        openai_model="alice-model",
-        **llm_settings,
+    async with alice_on_the_model(
+        state_dir, llm_settings, connector_rate_per_tenant=RATE, connector_burst_per_tenant=BURST
     ) as alice:
 
         async def ask(user: TeamsUser, conversation: str) -> None:

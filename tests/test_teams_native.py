@@ -24,6 +24,18 @@ VPN_SUMMARY = "Dana's VPN on her laptop keeps disconnecting since this morning."
 GROUP = "19:trip-planning@thread.v2"
 
 
+def alice_on_the_model(state_dir: Path, llm_settings: dict[str, Any], **settings: Any) -> Any:
+    """Alice in this process, answering through the stand-in model as "alice-model"."""
+    return started_bot(
+        "Alice",
+        ALICE_DESCRIPTION,
+        state_dir=state_dir,
+        openai_model="alice-model",
+        **llm_settings,
+        **settings,
+    )
+
+
 def stream_info(call: ConnectorCall) -> dict[str, Any] | None:
     for entity in call.body.get("entities") or []:
         if entity.get("type") == "streaminfo":
@@ -58,9 +70,7 @@ async def test_an_answer_in_a_personal_chat_streams_then_ends_in_one_final_messa
     state_dir: Path,
 ) -> None:
     llm.script("alice-model", lambda request: say(ANSWER))
-    async with started_bot(
-        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
-    ) as alice:
+    async with alice_on_the_model(state_dir, llm_settings) as alice:
         await user_says(
             http,
             connector,
@@ -126,9 +136,7 @@ async def test_where_teams_refuses_streaming_the_answer_goes_as_one_plain_messag
     connector.fail(
         "send_activity", 403, times=10, body=refused, where=lambda call: stream_info(call) is not None
     )
-    async with started_bot(
-        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
-    ) as alice:
+    async with alice_on_the_model(state_dir, llm_settings) as alice:
         await user_says(
             http, connector, alice.url, "Per diem?", conversation_id="a:dana", service_url=service_url
         )
@@ -146,9 +154,7 @@ async def test_in_a_group_chat_the_bot_answers_only_when_mentioned_and_without_s
     state_dir: Path,
 ) -> None:
     llm.script("alice-model", echo)
-    async with started_bot(
-        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
-    ) as alice:
+    async with alice_on_the_model(state_dir, llm_settings) as alice:
         chatter = await http.post(
             f"{alice.url}/api/messages",
             json=in_group("lunch at noon?", mention=False, service_url=service_url),
@@ -225,14 +231,7 @@ async def test_the_notice_in_a_personal_chat_is_a_card_with_what_was_passed_on_a
     )
     try:
         await bob.start()
-        async with started_bot(
-            "Alice",
-            ALICE_DESCRIPTION,
-            state_dir=state_dir,
-            peer_urls=[bob.url],
-            openai_model="alice-model",
-            **llm_settings,
-        ) as alice:
+        async with alice_on_the_model(state_dir, llm_settings, peer_urls=[bob.url]) as alice:
             await user_says(
                 http, connector, alice.url, "My VPN drops", conversation_id="a:dana", service_url=service_url
             )
@@ -265,14 +264,7 @@ async def test_in_teams_each_bot_speaks_under_its_own_name_without_a_prefix(
     state_dir: Path,
 ) -> None:
     llm.script("alice-model", lambda request: say(ANSWER))
-    async with started_bot(
-        "Alice",
-        ALICE_DESCRIPTION,
-        state_dir=state_dir,
-        openai_model="alice-model",
-        speaker_names=False,
-        **llm_settings,
-    ) as alice:
+    async with alice_on_the_model(state_dir, llm_settings, speaker_names=False) as alice:
         await user_says(
             http, connector, alice.url, "Per diem?", conversation_id="a:dana", service_url=service_url
         )
@@ -299,9 +291,7 @@ async def test_an_edit_soon_after_sending_is_answered_as_edited_once_and_a_delet
     state_dir: Path,
 ) -> None:
     llm.script("alice-model", echo)
-    async with started_bot(
-        "Alice", ALICE_DESCRIPTION, state_dir=state_dir, openai_model="alice-model", **llm_settings
-    ) as alice:
+    async with alice_on_the_model(state_dir, llm_settings) as alice:
         original = message_activity(
             "Train to Lyon on Fridy", conversation_id="a:dana", service_url=service_url
         )
