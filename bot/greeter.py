@@ -24,13 +24,13 @@ from microsoft_teams.api.models import (
     ConversationReference,
     ConversationResource,
 )
-from microsoft_teams.apps import App
 from microsoft_teams.apps.activity_send import send_or_update_activity
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
 from bot.agent import BotAgent
 from bot.app_install import AppInstaller
+from bot.connector import ConnectorClients
 from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
 from bot.speaker import Speaker
@@ -43,7 +43,7 @@ class TeamsGreeter:
     def __init__(
         self,
         *,
-        app: App,
+        apis: ConnectorClients,
         agent: BotAgent,
         bot_name: str,
         speaker: Speaker,
@@ -57,14 +57,14 @@ class TeamsGreeter:
         self._installer = installer
         self._observe = observe
         self._chat_url = chat_url
-        self._app = app
+        self._apis = apis
         self._agent = agent
         self._bot_name = bot_name
         self._speaker = speaker
         self._bot = Account(id=bot_id, name=bot_name, role="bot")
 
     async def deliver(self, handoff: HandoffMessage) -> HandoffOutcome:
-        api = self._app.api.from_service_url(handoff.service_url)
+        api = self._apis.at(handoff.service_url)
         started = time.perf_counter()
         params = CreateConversationParams(
             members=[Account(id=handoff.aad_object_id, name=handoff.user_name or None)],

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.models import ConversationAccount
-from microsoft_teams.apps import App
 from microsoft_teams.cards import AdaptiveCard, OpenUrlAction, TextBlock
 
+from bot.connector import ConnectorClients
 from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
 from bot.speaker import Speaker
@@ -45,9 +45,14 @@ class Notice:
 
 class NoticeBoard:
     def __init__(
-        self, *, app: App, speaker: Speaker, pacer: OutboundPacer, observe: Observer | None = None
+        self,
+        *,
+        apis: ConnectorClients,
+        speaker: Speaker,
+        pacer: OutboundPacer,
+        observe: Observer | None = None,
     ) -> None:
-        self._app = app
+        self._apis = apis
         self._speaker = speaker
         self._pacer = pacer
         self._observe = observe
@@ -56,7 +61,7 @@ class NoticeBoard:
         self, service_url: str, conversation_id: str, tenant_id: str, notice: Notice
     ) -> str | None:
         """The new message's activity id, or None when it could not be posted."""
-        activities = self._app.api.from_service_url(service_url).conversations.activities(conversation_id)
+        activities = self._apis.at(service_url).conversations.activities(conversation_id)
         message = self._message(conversation_id, tenant_id, notice)
         try:
             sent = await call_connector(
@@ -75,7 +80,7 @@ class NoticeBoard:
     ) -> bool:
         """Edit the notice; post it anew if there is none or the edit fails."""
         if activity_id is not None:
-            activities = self._app.api.from_service_url(service_url).conversations.activities(conversation_id)
+            activities = self._apis.at(service_url).conversations.activities(conversation_id)
             message = self._message(conversation_id, tenant_id, notice)
             try:
                 await call_connector(

@@ -69,8 +69,20 @@ class BotMetrics:
 
 
 def configure_tracing(settings: Settings) -> Any:
-    """Install an SDK tracer provider when an exporter is configured; tracing is off by default."""
+    """Install an SDK tracer provider when an exporter is configured; tracing is off by default.
+
+    Off means off for the SDKs too: OpenTelemetry's no-op providers are installed explicitly (left
+    unset, every ``get_tracer``/``get_meter`` call in a2a-sdk's and the Teams SDK's per-call
+    wrappers looks the provider up in the process environment again), and agent-framework's own
+    instrumentation, on by default, which records GenAI spans and histograms for every agent run
+    and model call, is switched off through its supported ``disable_instrumentation``."""
     if settings.otel_traces_exporter == "none":
+        from agent_framework.observability import disable_instrumentation
+        from opentelemetry import metrics
+
+        trace.set_tracer_provider(trace.NoOpTracerProvider())
+        metrics.set_meter_provider(metrics.NoOpMeterProvider())
+        disable_instrumentation()
         return None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

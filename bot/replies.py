@@ -10,10 +10,10 @@ from __future__ import annotations
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.api.models.conversation.conversation_reference import ConversationReference
-from microsoft_teams.apps import App
 from microsoft_teams.apps.activity_send import send_or_update_activity
 from microsoft_teams.cards import AdaptiveCard
 
+from bot.connector import ConnectorClients
 from bot.pacing import OutboundPacer
 from bot.retry import Observer, call_connector
 from bot.speaker import Speaker
@@ -21,9 +21,14 @@ from bot.speaker import Speaker
 
 class Replies:
     def __init__(
-        self, *, app: App, speaker: Speaker, pacer: OutboundPacer, observe: Observer | None = None
+        self,
+        *,
+        apis: ConnectorClients,
+        speaker: Speaker,
+        pacer: OutboundPacer,
+        observe: Observer | None = None,
     ) -> None:
-        self._app = app
+        self._apis = apis
         self._speaker = speaker
         self._pacer = pacer
         self._observe = observe
@@ -57,4 +62,4 @@ class Replies:
     async def _send(
         self, to: ConversationReference, activity: MessageActivityInput | TypingActivityInput
     ) -> None:
-        await send_or_update_activity(self._app.api, activity, to)
+        await send_or_update_activity(self._apis.at(to.service_url), activity, to)

@@ -35,6 +35,7 @@ from a2a_bridge.server import A2ADoor, a2a_routes
 from bot.agent import BotAgent
 from bot.app_install import installer_for
 from bot.config import ConfigError, Settings
+from bot.connector import ConnectorClients
 from bot.credentials import BotCredential, app_identity
 from bot.greeter import TeamsGreeter
 from bot.handoff_tracker import HandoffTracker, TrackerPolicy
@@ -159,6 +160,7 @@ async def _build(
         dangerously_allow_unauthenticated_requests=settings.dangerously_allow_unauthenticated_requests,
         client=ClientOptions(timeout=settings.connector_timeout_seconds),
     )
+    apis = ConnectorClients(teams)
     speaker = Speaker(settings.bot_name, named=settings.names_speakers)
     pacer = OutboundPacer(
         per_tenant=settings.connector_rate_per_tenant,
@@ -170,7 +172,7 @@ async def _build(
         bot_name=settings.bot_name,
         peers=peers,
         sent=store.sent,
-        notices=NoticeBoard(app=teams, speaker=speaker, pacer=pacer, observe=metrics.observe_connector),
+        notices=NoticeBoard(apis=apis, speaker=speaker, pacer=pacer, observe=metrics.observe_connector),
         prompts=persona,
         policy=TrackerPolicy(
             push_url=f"{settings.a2a_url}/push",
@@ -210,13 +212,13 @@ async def _build(
         store=store,
         persona=persona,
         turns=turns,
-        replies=Replies(app=teams, speaker=speaker, pacer=pacer, observe=metrics.observe_connector),
+        replies=Replies(apis=apis, speaker=speaker, pacer=pacer, observe=metrics.observe_connector),
         credential=credential,
         tenant_allowlist=settings.tenant_allowlist,
         streams=(
             (
                 lambda to: AnswerStream(
-                    app=teams,
+                    apis=apis,
                     to=to,
                     speaker=speaker,
                     pacer=pacer,
@@ -235,7 +237,7 @@ async def _build(
         receiver=settings.bot_name,
         ledger=store.handoffs,
         delivery=TeamsGreeter(
-            app=teams,
+            apis=apis,
             agent=agent,
             bot_name=settings.bot_name,
             speaker=speaker,

@@ -21,8 +21,8 @@ import structlog
 from microsoft_teams.api.activities.message import MessageActivityInput
 from microsoft_teams.api.activities.typing import TypingActivityInput
 from microsoft_teams.api.models import ChannelData, ConversationReference
-from microsoft_teams.apps import App
 
+from bot.connector import ConnectorClients
 from bot.pacing import OutboundPacer
 from bot.retry import NOT_SENT, Observer, call_connector
 from bot.speaker import Speaker
@@ -34,14 +34,14 @@ class AnswerStream:
     def __init__(
         self,
         *,
-        app: App,
+        apis: ConnectorClients,
         to: ConversationReference,
         speaker: Speaker,
         pacer: OutboundPacer,
         informative: str,
         observe: Observer | None = None,
     ) -> None:
-        self._app = app
+        self._apis = apis
         self._to = to
         self._speaker = speaker
         self._pacer = pacer
@@ -132,9 +132,7 @@ class AnswerStream:
         to = self._to
         activity.from_ = to.bot
         activity.conversation = to.conversation
-        activities = self._app.api.from_service_url(to.service_url).conversations.activities(
-            to.conversation.id
-        )
+        activities = self._apis.at(to.service_url).conversations.activities(to.conversation.id)
         sent = await call_connector(
             what,
             lambda: activities.create(activity),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +203,23 @@ def test_json_lines_carry_no_terminal_colour_codes_from_uvicorn(json_log: io.Str
     [line] = [entry for entry in lines(json_log) if str(entry["event"]).startswith("Uvicorn running")]
     assert "\\u001b" not in json_log.getvalue() and "color_message" not in line
     assert line["event"] == "Uvicorn running on http://127.0.0.1:3978"
+
+
+def test_tracing_off_switches_the_sdks_instrumentation_off() -> None:
+    """With no exporter, agent-framework records no spans or histograms, and OpenTelemetry's
+    providers are the no-op ones rather than looked up in the environment on every call."""
+    probe = """
+from opentelemetry import metrics, trace
+from agent_framework.observability import OBSERVABILITY_SETTINGS
+from bot.config import Settings
+from bot.observability import configure_tracing
+assert OBSERVABILITY_SETTINGS.ENABLED
+configure_tracing(Settings(_env_file=None, BOT_NAME="Alice", BOT_DESCRIPTION="x", LOCAL_DEVELOPMENT=True, BOT_SELF_URL="http://127.0.0.1:3978"))
+assert not OBSERVABILITY_SETTINGS.ENABLED
+assert isinstance(trace.get_tracer_provider(), trace.NoOpTracerProvider)
+assert isinstance(metrics.get_meter_provider(), metrics.NoOpMeterProvider)
+print("off")
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "off"
