@@ -34,6 +34,7 @@ from bot.store.history import HistoryStore
 from bot.store.migrate import upgrade_to_head
 from bot.store.schema import A2A_PUSH_CONFIGS_TABLE, A2A_TASKS_TABLE, schema_info
 from bot.store.sent import SentHandoffStore
+from bot.store.sqlite import loop_thread_connector
 from bot.store.tokens import UsedPeerTokens
 
 __all__ = ["ConsentState", "PendingHandoff", "Store", "StoreError"]
@@ -133,6 +134,14 @@ async def open_engine(url: str) -> AsyncEngine:
     # SQLite has one writer at a time: one connection queues writes in order instead of letting
     # several connections spin on the file lock (which dominated latency under load).
     pooling: dict[str, Any] = {"pool_size": 1, "max_overflow": 0} if sqlite else {"pool_pre_ping": True}
+    if sqlite:
+        # On the loop's thread (``sqlite.py``). Every block of this store ends its transaction
+        # (``begin()`` commits or rolls back, ``connect()`` rolls back on close), so the pool's
+        # own rollback on every check-in would be a second, empty one.
+        pooling |= {
+            "async_creator": loop_thread_connector(parsed.database or ":memory:"),
+            "pool_reset_on_return": None,
+        }
     try:
         # hide_parameters: a failing statement's error (logged) must not carry history or user text.
         engine = create_async_engine(parsed, hide_parameters=True, **pooling)
