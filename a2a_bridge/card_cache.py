@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -115,14 +115,30 @@ class PeerCards:
         self._interceptors = list(interceptors)
         self._verifier = verifier
         self._clock = clock
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def configured(self) -> list[CachedPeer]:
         return list(self._peers)
 
-    async def refresh(self) -> None:
-        """Fetch every card that is missing or stale, concurrently; failures only log."""
-        await asyncio.gather(*(self._refresh(peer) for peer in self._peers if self._due(peer)))
+    async def refresh(self, *, wait_for_known: bool = True) -> None:
+        """Fetch every card that is missing or stale, concurrently; failures only log.
+
+        ``wait_for_known=False`` (a turn on its way to the model): only a peer with no card yet is
+        waited for; a peer whose card is merely old is read again in the background, and this turn
+        uses the card it has, so no user waits on a peer's card server every few minutes."""
+        due = [peer for peer in self._peers if self._due(peer)]
+        if not wait_for_known:
+            for peer in due:
+                if peer.card is not None:
+                    self._in_background(self._refresh(peer))
+            due = [peer for peer in due if peer.card is None]
+        await asyncio.gather(*(self._refresh(peer) for peer in due))
+
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def available(self) -> list[PeerProfile]:
         seen: set[str] = set()
@@ -178,7 +194,8 @@ class PeerCards:
 
     async def _refresh(self, peer: CachedPeer) -> None:
         if peer.lock.locked():
-            return
+            async with peer.lock:  # a fetch is under way: its result is this one's
+                return
         async with peer.lock:
             peer.last_attempt_at = self._clock()
             try:

@@ -83,8 +83,8 @@ class PeerClient:
 
     # The card cache, for the agent's instructions and readiness ----------------------------------
 
-    async def refresh(self) -> None:
-        await self.cards.refresh()
+    async def refresh(self, *, wait_for_known: bool = True) -> None:
+        await self.cards.refresh(wait_for_known=wait_for_known)
 
     def available(self) -> list[PeerProfile]:
         return self.cards.available()

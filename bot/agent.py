@@ -47,7 +47,7 @@ class PeerDirectory(PeerQuestions, Protocol):
     """The peers a turn may name: their live cards, and a way to ask them (a2a_bridge's PeerClient;
     the routing check's recorder)."""
 
-    async def refresh(self) -> None: ...
+    async def refresh(self, *, wait_for_known: bool = True) -> None: ...
 
     def available(self) -> list[PeerProfile]: ...
 
@@ -83,7 +83,7 @@ class BotAgent:
         self, identity: TurnIdentity, text: str, *, on_text: Callable[[str], None] | None = None
     ) -> TurnResult:
         """``on_text``: told each piece of the answer as the model writes it (streaming)."""
-        await self._peers.refresh()
+        await self._peers.refresh(wait_for_known=False)
         peers = self._peers.available()
         tools = self._tools(tuple(p.name for p in peers), identity.can_be_handed_off)
         turn = TurnState(identity)
@@ -122,7 +122,7 @@ class BotAgent:
 
     async def run_greeting_turn(self, conversation_id: str, handoff: HandoffMessage) -> str:
         """The handoff's first turn: part of the new conversation's history, and it cannot hand off."""
-        await self._peers.refresh()
+        await self._peers.refresh(wait_for_known=False)
         context = {
             "from_bot": handoff.from_,
             "user_name": handoff.user_name or "there",

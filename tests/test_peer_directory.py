@@ -106,6 +106,24 @@ async def test_card_is_cached_and_read_again_once_older_than_the_max_age(
     assert peers.available()[0].description == "IT, devices and printers"
 
 
+async def test_a_turn_uses_the_card_it_has_while_an_old_one_is_read_again_in_the_background(
+    http: httpx.AsyncClient, peer: tuple[FlakyPeer, RequestRecorder]
+) -> None:
+    flaky, recorder = peer
+    clock = Clock()
+    peers = directory(http, flaky.url, clock=clock)
+    await peers.refresh(wait_for_known=False)  # no card yet: this one is waited for
+    assert peers.available()[0].description == "IT and devices"
+
+    flaky.description = "IT, devices and printers"
+    clock.now += 301
+    await peers.refresh(wait_for_known=False)
+    assert peers.available()[0].description == "IT and devices", "the turn did not wait for the card"
+    await peers.refresh()  # waits for the fetch already under way instead of starting another
+    assert peers.available()[0].description == "IT, devices and printers"
+    assert recorder.count("GET", CARD_PATH) == 2
+
+
 async def test_failing_peer_is_retried_then_its_breaker_opens_and_probes_after_the_cooldown(
     http: httpx.AsyncClient, peer: tuple[FlakyPeer, RequestRecorder]
 ) -> None:
