@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from a2a.server.context import ServerCallContext
 from a2a.utils.errors import InvalidParamsError
 
 from a2a_bridge.handoff import HandoffOutcome, HandoffStatus, ReasonCode
@@ -29,18 +28,6 @@ class Refused:
 
 
 Admission = Claim | Refused
-
-_ADMITTED = "admitted_handoff"
-
-
-def admit(context: ServerCallContext, job: HandoffJob) -> None:
-    """Hand the claimed job to the executor that the SDK will run for this request."""
-    context.state[_ADMITTED] = job
-
-
-def admitted(context: ServerCallContext) -> HandoffJob | None:
-    job = context.state.get(_ADMITTED)
-    return job if isinstance(job, HandoffJob) else None
 
 
 class HandoffAdmission:

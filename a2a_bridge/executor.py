@@ -1,10 +1,11 @@
-"""The receiving side of a handoff, once admitted: answer with a task, let a job greet the user.
+"""What a2a-sdk's own path runs: questions from peers, and handoffs that name an existing task.
 
-The request handler has validated and claimed the handoff (``admission.py``; a refused one never
-gets here). The claimed handoff is answered at once with a Task in state ``working``; the job
-(``jobs.py``) opens the chat, greets, and ends the task. A caller that asked to wait
-(``returnImmediately`` false, as 0.3 clients and the sample do) gets the ended task instead.
-Questions from peers (text only) are answered here too, by the bot's agent.
+A new handoff never gets here: the request handler (``server.py``) admits it, starts its job and
+answers it itself. A handoff message that names a task (a peer continuing one) takes the SDK's
+path: it is admitted here the same way and, when it claims the handoff, answered with a Task in
+state ``working`` while the job (``jobs.py``) opens the chat, greets, and ends the task. A caller
+that asked to wait (``returnImmediately`` false, as 0.3 clients and the sample do) gets the ended
+task instead. Questions from peers (text only) are answered by the bot's agent.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from a2a.server.events import EventQueue
 from a2a.types import Message, Role, TaskStatusUpdateEvent
 from a2a.utils.errors import UnsupportedOperationError
 
-from a2a_bridge.admission import Admission, HandoffAdmission, Refused, admitted
+from a2a_bridge.admission import Admission, HandoffAdmission, Refused
 from a2a_bridge.handoff import Question, request_from_message
 from a2a_bridge.jobs import Claimed, Finished, HandoffJob, HandoffJobs
 from a2a_bridge.tasks import final_status, outcome_message, task_of, working_status
@@ -48,16 +49,11 @@ class HandoffAgentExecutor(AgentExecutor):
         self._jobs = jobs
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        job = admitted(context.call_context)
-        if job is not None:  # the request handler read and claimed it (the usual way in)
-            await self._carry_out(job, Claimed(), context, event_queue)
-            return
         caller = context.call_context.user
         request = request_from_message(context.message, caller.user_name if caller.is_authenticated else None)
         if isinstance(request, Question):
             await self._consult(request, context, event_queue)
             return
-        # Only a handoff that names an existing task gets here unadmitted.
         job = HandoffJob(
             handoff=request,
             caller=caller.user_name if caller.is_authenticated else "",

@@ -15,18 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from a2a.server.agent_execution import AgentExecutor, RequestContext, SimpleRequestContextBuilder
+from a2a.server.agent_execution import AgentExecutor
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
-from a2a.server.tasks import PushNotificationConfigStore, TaskStore
+from a2a.server.tasks import PushNotificationConfigStore
 from a2a.types import AgentCard, Message, SendMessageRequest, Task
+from a2a.utils.task import apply_history_length, validate_history_length
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
-from a2a_bridge.admission import HandoffAdmission, Refused, admit, admitted
+from a2a_bridge.admission import HandoffAdmission, Refused
 from a2a_bridge.asgi import ExactMount
 from a2a_bridge.auth import PeerAuthMiddleware, SeenTokens, TokenVerifier
 from a2a_bridge.card_route import card_route
@@ -36,7 +37,14 @@ from a2a_bridge.jobs import Busy, Finished, HandoffJob, HandoffJobs
 from a2a_bridge.limits import A2ABodyLimit, CallerRateLimit, RateLimiter
 from a2a_bridge.push import PushTarget
 from a2a_bridge.push_inbox import PushReceiver, push_route
-from a2a_bridge.tasks import final_status, mark_new, outcome_message, task_id_for, task_of, working_status
+from a2a_bridge.tasks import (
+    HandoffTaskStore,
+    final_status,
+    outcome_message,
+    task_id_for,
+    task_of,
+    working_status,
+)
 from a2a_bridge.telemetry import tracer
 
 A2A_PATH = "/a2a"
@@ -75,19 +83,32 @@ class CredentialFreeContextBuilder(DefaultServerCallContextBuilder):
 
 
 class HandoffRequestHandler(DefaultRequestHandler):
-    """Admits a handoff (``admission.py``) before a2a-sdk does any work for it.
+    """Admits a handoff (``admission.py``) and answers it, before a2a-sdk does any work for it.
 
-    A refused handoff, and a repeat of one already claimed, are answered here: no task is created or
-    read for them. Only a handoff this request has just claimed goes on to the SDK's task machinery
-    and the executor, which starts its job. A handoff's task id derives from the caller and the
-    handoff id, so a retried send is answered with that task as it stands and starts nothing. The
-    push target the caller names is kept with the claim; the SDK's copy (for the A2A
-    push-configuration methods) is written after the job has started, off the greeting's path."""
+    A refused handoff, and a repeat of one already claimed, are answered with how it stands; one
+    this request has just claimed gets its job started and is answered with its ``working`` task,
+    written first so that ``GetTask`` finds it (or, for a caller that waits, as 0.3 clients and the
+    sample do, with the ended task). The SDK's task machinery (an active task, its event queue and
+    consumer, and their reads of the task) would add nothing to that but CPU: the job writes the
+    ended task itself. A handoff's task id derives from the caller and the handoff id, so a retried
+    send is answered with that task as it stands and starts nothing. The push target the caller
+    names is kept with the claim; the SDK's copy (for the A2A push-configuration methods) is written
+    after the job has started, off the greeting's path. Everything else (questions, messages to an
+    existing task) takes the SDK's own path to the executor."""
 
-    def __init__(self, *args: Any, admission: HandoffAdmission, jobs: HandoffJobs, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *,
+        agent_executor: AgentExecutor,
+        admission: HandoffAdmission,
+        jobs: HandoffJobs,
+        handoff_tasks: HandoffTaskStore,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(agent_executor=agent_executor, task_store=handoff_tasks, **kwargs)
         self._admission = admission
         self._jobs = jobs
+        self._handoff_tasks = handoff_tasks
 
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Message | Task:
         caller = context.user
@@ -95,6 +116,7 @@ class HandoffRequestHandler(DefaultRequestHandler):
         request = request_from_message(params.message, name or None)
         if not isinstance(request, HandoffMessage) or params.message.task_id:
             return await super().on_message_send(params, context)
+        validate_history_length(params.configuration)
         task_id = task_id_for(name, request.handoff_id)
         job = HandoffJob(
             handoff=request,
@@ -131,12 +153,19 @@ class HandoffRequestHandler(DefaultRequestHandler):
                 status = working_status(self._admission.receiver, job.task_id, job.context_id)
                 return task_of(job.ref, status, params.message)
             log.info("handoff_received", from_bot=request.from_, hops=request.hops)
-            admit(context, job)
-            mark_new(context, task_id)
-            result = await super().on_message_send(_without_push(params) if job.push else params, context)
+            running = self._jobs.start(job)
+            working = task_of(
+                job.ref, working_status(self._admission.receiver, job.task_id, job.context_id), params.message
+            )
+            # The ended task, if the job writes it first, is kept: the store never leaves an ended state.
+            await self._handoff_tasks.save(working, context)
             if job.push is not None and self._push_config_store is not None:
                 await self._keep_push_config(task_id, params, context)
-            return result
+            if params.configuration.return_immediately:
+                return apply_history_length(working, params.configuration)
+            outcome = await asyncio.shield(running)
+            ended = task_of(job.ref, final_status(outcome, job.task_id, job.context_id), params.message)
+            return apply_history_length(ended, params.configuration)
 
     async def _keep_push_config(
         self, task_id: str, params: SendMessageRequest, context: ServerCallContext
@@ -157,28 +186,6 @@ def _push_target(params: SendMessageRequest) -> PushTarget | None:
     return PushTarget(url=config.url, token=config.token) if config.url else None
 
 
-def _without_push(params: SendMessageRequest) -> SendMessageRequest:
-    stripped = SendMessageRequest()
-    stripped.CopyFrom(params)
-    stripped.configuration.ClearField("task_push_notification_config")
-    return stripped
-
-
-class HandoffContextBuilder(SimpleRequestContextBuilder):
-    async def build(
-        self,
-        context: ServerCallContext,
-        params: SendMessageRequest | None = None,
-        task_id: str | None = None,
-        context_id: str | None = None,
-        task: Task | None = None,
-    ) -> RequestContext:
-        job = admitted(context)
-        if job is not None and task_id is None:
-            task_id, context_id = job.task_id, context_id or job.context_id
-        return await super().build(context, params, task_id, context_id, task)
-
-
 def _receive_span(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "a2a.receive", {}
 
@@ -190,7 +197,7 @@ def a2a_routes(
     admission: HandoffAdmission,
     jobs: HandoffJobs,
     door: A2ADoor,
-    task_store: TaskStore,
+    task_store: HandoffTaskStore,
     push_configs: PushNotificationConfigStore | None = None,
     push_receiver: PushReceiver | None = None,
 ) -> list[BaseRoute]:
@@ -202,10 +209,9 @@ def a2a_routes(
     card in force (it changes when the persona is reloaded; its capabilities do not)."""
     handler = HandoffRequestHandler(
         agent_executor=executor,
-        task_store=task_store,
+        handoff_tasks=task_store,
         agent_card=card(),
         push_config_store=push_configs,
-        request_context_builder=HandoffContextBuilder(task_store=task_store),
         admission=admission,
         jobs=jobs,
     )

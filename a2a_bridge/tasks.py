@@ -87,16 +87,6 @@ def outcome_message(outcome: HandoffOutcome, context_id: str) -> Message:
     )
 
 
-_NEW_TASK = "handoff_new_task_id"
-
-
-def mark_new(context: ServerCallContext, task_id: str) -> None:
-    """The ledger has just given this request a handoff, so its task cannot exist yet: until the
-    task is first saved, the SDK's reads of it within this request are answered without the
-    database (it reads twice before the executor runs)."""
-    context.state[_NEW_TASK] = task_id
-
-
 def task_of(ref: TaskRef, status: TaskStatus, first_message: Message | None = None) -> Task:
     task = Task(id=ref.task_id, context_id=ref.context_id, status=status)
     if first_message is not None:
@@ -147,16 +137,14 @@ class HandoffTaskStore(DatabaseTaskStore):
     """a2a-sdk's database task store, with ``save`` and ``get`` as single SQL statements, and a task
     that never leaves an ended state.
 
-    The request handler writes the ``working`` task as it reads the executor's events while the job
-    may already be writing the ended one; the upsert's condition keeps the ended one, in the
-    database itself, so replicas cannot race past it. (The SDK's ORM ``merge`` reads before it
+    The request handler writes the ``working`` task after it has started the job, which may already
+    have written the ended one; the upsert's condition keeps the ended one, in the database itself,
+    so replicas cannot race past it. (The SDK's ORM ``merge`` reads before it
     writes, several times per handoff; a handoff saves and reads its task a few times.)"""
 
     async def save(self, task: Task, context: ServerCallContext, *, status_only: bool = False) -> None:
         """``status_only``: a task already stored keeps all but its status (the ended task is
         written without reading the working one first)."""
-        if context.state.get(_NEW_TASK) == task.id:
-            del context.state[_NEW_TASK]
         await self._ensure_initialized()
         table = self.task_model.__table__
         values = self._row(task, self.owner_resolver(context))
@@ -173,8 +161,6 @@ class HandoffTaskStore(DatabaseTaskStore):
             await connection.execute(statement)
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
-        if context.state.get(_NEW_TASK) == task_id:
-            return None
         await self._ensure_initialized()
         table = self.task_model.__table__
         async with self.engine.connect() as connection:
