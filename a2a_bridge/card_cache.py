@@ -121,18 +121,19 @@ class PeerCards:
     def configured(self) -> list[CachedPeer]:
         return list(self._peers)
 
-    async def refresh(self, *, wait_for_known: bool = True) -> None:
+    async def refresh(self, *, wait_for_old: bool = True) -> None:
         """Fetch every card that is missing or stale, concurrently; failures only log.
 
-        ``wait_for_known=False`` (a turn on its way to the model): only a peer with no card yet is
-        waited for; a peer whose card is merely old is read again in the background, and this turn
-        uses the card it has, so no user waits on a peer's card server every few minutes."""
+        ``wait_for_old=False`` (a turn on its way to the model): a card that is only past its
+        ``max_age`` is read again in the background while this turn uses it, so no user waits on a
+        peer's card server every few minutes. A peer with no card, or whose card a failed call
+        marked stale (it may have moved, or be down), is still waited for."""
         due = [peer for peer in self._peers if self._due(peer)]
-        if not wait_for_known:
-            for peer in due:
-                if peer.card is not None:
-                    self._in_background(self._refresh(peer))
-            due = [peer for peer in due if peer.card is None]
+        if not wait_for_old:
+            old = [peer for peer in due if peer.card is not None and not peer.stale]
+            for peer in old:
+                self._in_background(self._refresh(peer))
+            due = [peer for peer in due if peer not in old]
         await asyncio.gather(*(self._refresh(peer) for peer in due))
 
     def _in_background(self, work: Coroutine[object, object, None]) -> None:

@@ -83,8 +83,8 @@ class PeerClient:
 
     # The card cache, for the agent's instructions and readiness ----------------------------------
 
-    async def refresh(self, *, wait_for_known: bool = True) -> None:
-        await self.cards.refresh(wait_for_known=wait_for_known)
+    async def refresh(self, *, wait_for_old: bool = True) -> None:
+        await self.cards.refresh(wait_for_old=wait_for_old)
 
     def available(self) -> list[PeerProfile]:
         return self.cards.available()

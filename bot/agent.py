@@ -35,6 +35,13 @@ CONSULT_CONTEXT_KEY = "consult_context"
 
 
 @dataclass(frozen=True)
+class Greeting:
+    text: str
+    turn: tuple[Message, ...]
+    """The prompt and the model's answer, for the chat's history."""
+
+
+@dataclass(frozen=True)
 class TurnResult:
     reply: str | None
     """None when the turn's message has been posted already (a handoff's notice)."""
@@ -47,7 +54,7 @@ class PeerDirectory(PeerQuestions, Protocol):
     """The peers a turn may name: their live cards, and a way to ask them (a2a_bridge's PeerClient;
     the routing check's recorder)."""
 
-    async def refresh(self, *, wait_for_known: bool = True) -> None: ...
+    async def refresh(self, *, wait_for_old: bool = True) -> None: ...
 
     def available(self) -> list[PeerProfile]: ...
 
@@ -71,6 +78,7 @@ class BotAgent:
         self._persona = persona
         self._peers = peers
         self._sender = sender
+        self._history = history
         self._tool_sets: dict[tuple[tuple[str, ...], bool, str, str], list[FunctionTool]] = {}
         self._agent = Agent(
             client=client,
@@ -83,7 +91,7 @@ class BotAgent:
         self, identity: TurnIdentity, text: str, *, on_text: Callable[[str], None] | None = None
     ) -> TurnResult:
         """``on_text``: told each piece of the answer as the model writes it (streaming)."""
-        await self._peers.refresh(wait_for_known=False)
+        await self._peers.refresh(wait_for_old=False)
         peers = self._peers.available()
         tools = self._tools(tuple(p.name for p in peers), identity.can_be_handed_off)
         turn = TurnState(identity)
@@ -120,21 +128,29 @@ class BotAgent:
         )
         return response.text.strip()
 
-    async def run_greeting_turn(self, conversation_id: str, handoff: HandoffMessage) -> str:
-        """The handoff's first turn: part of the new conversation's history, and it cannot hand off."""
-        await self._peers.refresh(wait_for_known=False)
+    async def compose_greeting(self, handoff: HandoffMessage) -> Greeting:
+        """The handoff's first turn, written before the chat with the user exists, so that the model
+        call and opening the chat go on together. It cannot hand off, and it sees no earlier history
+        of that chat (the handoff's summary is what it is about); the turn goes into the chat's
+        history once the chat is open (``remember_greeting``)."""
+        await self._peers.refresh(wait_for_old=False)
         context = {
             "from_bot": handoff.from_,
             "user_name": handoff.user_name or "there",
             "summary": handoff.summary,
         }
         prompt = self._persona.render("greeting_turn", bot_name=self._bot_name, **context)
+        message = Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context})
         response = await self._agent.run(
-            Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context}),
-            session=AgentSession(session_id=conversation_id),
+            message,
+            session=AgentSession(),  # no session id: the history provider neither reads nor writes
             options={"instructions": self._instructions(self._peers.available())},
         )
-        return response.text.strip()
+        return Greeting(text=response.text.strip(), turn=(message, *response.messages))
+
+    async def remember_greeting(self, conversation_id: str, greeting: Greeting) -> None:
+        """The greeting turn as the new chat's first history, as a turn run in it would have kept it."""
+        await self._history.append(conversation_id, [message.to_dict() for message in greeting.turn])
 
     def _tools(self, peer_names: tuple[str, ...], can_hand_off: bool) -> list[FunctionTool]:
         """The tools for the peers reachable now. They hold no turn state (that travels in the

@@ -133,7 +133,7 @@ class RecordingPeers:
         self._replaced = replaced
         self.recording = recording
 
-    async def refresh(self, *, wait_for_known: bool = True) -> None:
+    async def refresh(self, *, wait_for_old: bool = True) -> None:
         """The cards were fetched once before the run: every case sees the same peers."""
 
     def available(self) -> list[PeerProfile]:

@@ -112,12 +112,12 @@ async def test_a_turn_uses_the_card_it_has_while_an_old_one_is_read_again_in_the
     flaky, recorder = peer
     clock = Clock()
     peers = directory(http, flaky.url, clock=clock)
-    await peers.refresh(wait_for_known=False)  # no card yet: this one is waited for
+    await peers.refresh(wait_for_old=False)  # no card yet: this one is waited for
     assert peers.available()[0].description == "IT and devices"
 
     flaky.description = "IT, devices and printers"
     clock.now += 301
-    await peers.refresh(wait_for_known=False)
+    await peers.refresh(wait_for_old=False)
     assert peers.available()[0].description == "IT and devices", "the turn did not wait for the card"
     await peers.refresh()  # waits for the fetch already under way instead of starting another
     assert peers.available()[0].description == "IT, devices and printers"
