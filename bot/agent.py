@@ -35,13 +35,6 @@ CONSULT_CONTEXT_KEY = "consult_context"
 
 
 @dataclass(frozen=True)
-class Greeting:
-    text: str
-    turn: tuple[Message, ...]
-    """The prompt and the model's answer, for the chat's history."""
-
-
-@dataclass(frozen=True)
 class TurnResult:
     reply: str | None
     """None when the turn's message has been posted already (a handoff's notice)."""
@@ -78,7 +71,6 @@ class BotAgent:
         self._persona = persona
         self._peers = peers
         self._sender = sender
-        self._history = history
         self._tool_sets: dict[tuple[tuple[str, ...], bool, str, str], list[FunctionTool]] = {}
         self._agent = Agent(
             client=client,
@@ -128,11 +120,8 @@ class BotAgent:
         )
         return response.text.strip()
 
-    async def compose_greeting(self, handoff: HandoffMessage) -> Greeting:
-        """The handoff's first turn, written before the chat with the user exists, so that the model
-        call and opening the chat go on together. It cannot hand off, and it sees no earlier history
-        of that chat (the handoff's summary is what it is about); the turn goes into the chat's
-        history once the chat is open (``remember_greeting``)."""
+    async def run_greeting_turn(self, conversation_id: str, handoff: HandoffMessage) -> str:
+        """The handoff's first turn: part of the new conversation's history, and it cannot hand off."""
         await self._peers.refresh(wait_for_old=False)
         context = {
             "from_bot": handoff.from_,
@@ -140,17 +129,12 @@ class BotAgent:
             "summary": handoff.summary,
         }
         prompt = self._persona.render("greeting_turn", bot_name=self._bot_name, **context)
-        message = Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context})
         response = await self._agent.run(
-            message,
-            session=AgentSession(),  # no session id: the history provider neither reads nor writes
+            Message("user", [prompt], additional_properties={HANDOFF_CONTEXT_KEY: context}),
+            session=AgentSession(session_id=conversation_id),
             options={"instructions": self._instructions(self._peers.available())},
         )
-        return Greeting(text=response.text.strip(), turn=(message, *response.messages))
-
-    async def remember_greeting(self, conversation_id: str, greeting: Greeting) -> None:
-        """The greeting turn as the new chat's first history, as a turn run in it would have kept it."""
-        await self._history.append(conversation_id, [message.to_dict() for message in greeting.turn])
+        return response.text.strip()
 
     def _tools(self, peer_names: tuple[str, ...], can_hand_off: bool) -> list[FunctionTool]:
         """The tools for the peers reachable now. They hold no turn state (that travels in the

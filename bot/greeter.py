@@ -2,17 +2,14 @@
 
 The 1:1 is opened at the user's own serviceUrl (from the handoff, which the executor has already
 checked against the allowlist) with their aadObjectId and tenantId, as Teams expects for a
-proactive personal chat. The greeting is produced by the agent while the chat is being opened (the
-two are independent; the user is greeted one round trip sooner), and it becomes the first turn of
-the new conversation's history, so the user's next message there continues from it. A chat that
-cannot be opened stops the greeting's model call. When Teams refuses
+proactive personal chat. The greeting is produced by the agent, so it is the first turn of the new
+conversation's history and the user's next message there continues from it. When Teams refuses
 the chat (403, most often: the user does not have this bot's app), a bot with
 INSTALL_APP_FOR_USERS installs its app for the user first (``bot.app_install``) and tries again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -31,7 +28,7 @@ from microsoft_teams.apps.activity_send import send_or_update_activity
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from a2a_bridge.handoff import HandoffMessage, HandoffOutcome, HandoffStatus, ReasonCode
-from bot.agent import BotAgent, Greeting
+from bot.agent import BotAgent
 from bot.app_install import AppInstaller
 from bot.connector import ConnectorClients
 from bot.pacing import OutboundPacer
@@ -84,7 +81,6 @@ class TeamsGreeter:
                 turn=self._pacer.turn(handoff.tenant_id, None),
             )
 
-        composing = asyncio.create_task(self._agent.compose_greeting(handoff))
         try:
             try:
                 conversation = await open_chat()
@@ -97,22 +93,17 @@ class TeamsGreeter:
                     raise
                 conversation = await _once_installed(open_chat)
         except httpx.HTTPError as error:
-            _abandon(composing)
             return self._failed(handoff, "open", error)
-        except BaseException:
-            _abandon(composing)
-            raise
         log.info(
             "conversation_created",
             handoff_id=handoff.handoff_id,
             conversation_id=conversation.id,
             duration_ms=_ms(started),
         )
-        greeting = await composing
-        await self._agent.remember_greeting(conversation.id, greeting)
+        greeting = await self._agent.run_greeting_turn(conversation.id, handoff)
         started = time.perf_counter()
         try:
-            message = MessageActivityInput(text=self._speaker.line(greeting.text))
+            message = MessageActivityInput(text=self._speaker.line(greeting))
             reference = ConversationReference(
                 channel_id="msteams",
                 service_url=handoff.service_url,
@@ -188,13 +179,6 @@ async def _once_installed(open_chat: Callable[[], Awaitable[T]]) -> T:
 
 
 INSTALLED_OPEN_ATTEMPTS = 4
-
-
-def _abandon(composing: asyncio.Task[Greeting]) -> None:
-    """Stop a greeting nobody will send; a failure it already had is of no interest now."""
-    composing.cancel()
-    composing.add_done_callback(lambda done: done.cancelled() or done.exception())
-
 
 # Failures after the request was written: the connector may have acted on it.
 _SENT_BUT_UNANSWERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError)
