@@ -150,7 +150,8 @@ class HandoffTaskStore(DatabaseTaskStore):
         values = self._row(task, self.owner_resolver(context))
         insert = _upsert_for(self.engine.dialect.name)(table).values(**values)
         changed = ("status", "last_updated") if status_only else tuple(values.keys() - {"id"})
-        changes = {name: insert.excluded[name] for name in changed}
+        excluded = insert.excluded  # a new alias of the table on every access: read it once
+        changes = {name: excluded[name] for name in changed}
         keep_ended = table.c.status["state"].as_string().not_in(TERMINAL_NAMES)
         statement = insert.on_conflict_do_update(
             index_elements=[table.c.id],

@@ -275,7 +275,7 @@ def top_functions(name: str, stacks: str, count: int = 10) -> str:
 
 
 LAYERS = {
-    "database (SQLAlchemy async + aiosqlite's worker thread)": {"aiosqlite", "sqlalchemy"},
+    "database (SQLAlchemy async, sqlite3 on the loop's thread)": {"aiosqlite", "sqlalchemy"},
     "event loop, HTTP client and server (asyncio, anyio, httpx, httpcore, h11, uvicorn, fastapi)": {
         "asyncio",
         "anyio",
