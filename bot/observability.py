@@ -104,6 +104,12 @@ def configure_tracing(settings: Settings) -> Any:
     return provider
 
 
+def tracing_is_on() -> bool:
+    """False once ``configure_tracing`` has switched tracing off for this process. FastAPI counts
+    any provider but OpenTelemetry's unset placeholder as configured, the no-op one included."""
+    return not isinstance(trace.get_tracer_provider(), trace.NoOpTracerProvider)
+
+
 def instrument_outbound_http() -> None:
     """OpenTelemetry's own httpx instrumentation: a client span for every Bot Connector, model and
     peer call, and the ``traceparent`` header that lets the receiving peer continue the trace."""

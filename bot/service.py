@@ -44,7 +44,7 @@ from bot.inbound import ActivityGate, Authenticate
 from bot.inbox import TurnInbox
 from bot.model_client import build_chat_client
 from bot.notices import NoticeBoard
-from bot.observability import BotMetrics
+from bot.observability import BotMetrics, tracing_is_on
 from bot.pacing import OutboundPacer
 from bot.persona import Persona, PersonaSource, Words
 from bot.prompts import Prompts
@@ -153,7 +153,14 @@ async def _build(
     secret = settings.a2a_auth_secret.get_secret_value() if settings.a2a_auth_secret else None
     signer = SharedSecretSigner(secret, settings.bot_name) if secret else None
     peers = _peer_client(settings, http, signer, metrics)
-    web = FastAPI(title=f"{settings.bot_name} bot", docs_url=None, redoc_url=None, openapi_url=None)
+    web = FastAPI(
+        title=f"{settings.bot_name} bot",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # FastAPI's own OpenTelemetry spans only when this process traces; metrics are Prometheus'.
+        telemetry={"tracing": tracing_is_on(), "metrics": False, "logs": False},
+    )
     teams = App(
         http_server_adapter=FastAPIAdapter(app=web),
         **app_identity(settings),

@@ -206,18 +206,20 @@ def test_json_lines_carry_no_terminal_colour_codes_from_uvicorn(json_log: io.Str
 
 
 def test_tracing_off_switches_the_sdks_instrumentation_off() -> None:
-    """With no exporter, agent-framework records no spans or histograms, and OpenTelemetry's
-    providers are the no-op ones rather than looked up in the environment on every call."""
+    """With no exporter, agent-framework records no spans or histograms, OpenTelemetry's providers
+    are the no-op ones rather than looked up in the environment on every call, and FastAPI's own
+    request telemetry is left off."""
     probe = """
 from opentelemetry import metrics, trace
 from agent_framework.observability import OBSERVABILITY_SETTINGS
 from bot.config import Settings
-from bot.observability import configure_tracing
-assert OBSERVABILITY_SETTINGS.ENABLED
+from bot.observability import configure_tracing, tracing_is_on
+assert OBSERVABILITY_SETTINGS.ENABLED and tracing_is_on()
 configure_tracing(Settings(_env_file=None, BOT_NAME="Alice", BOT_DESCRIPTION="x", LOCAL_DEVELOPMENT=True, BOT_SELF_URL="http://127.0.0.1:3978"))
 assert not OBSERVABILITY_SETTINGS.ENABLED
 assert isinstance(trace.get_tracer_provider(), trace.NoOpTracerProvider)
 assert isinstance(metrics.get_meter_provider(), metrics.NoOpMeterProvider)
+assert not tracing_is_on()  # so FastAPI is built without its own request spans
 print("off")
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
