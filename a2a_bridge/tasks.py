@@ -142,24 +142,38 @@ class HandoffTaskStore(DatabaseTaskStore):
     so replicas cannot race past it. (The SDK's ORM ``merge`` reads before it
     writes, several times per handoff; a handoff saves and reads its task a few times.)"""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._upserts: dict[tuple[bool, bool], Any] = {}
+
     async def save(self, task: Task, context: ServerCallContext, *, status_only: bool = False) -> None:
         """``status_only``: a task already stored keeps all but its status (the ended task is
         written without reading the working one first)."""
         await self._ensure_initialized()
-        table = self.task_model.__table__
         values = self._row(task, self.owner_resolver(context))
-        insert = _upsert_for(self.engine.dialect.name)(table).values(**values)
-        changed = ("status", "last_updated") if status_only else tuple(values.keys() - {"id"})
-        excluded = insert.excluded  # a new alias of the table on every access: read it once
-        changes = {name: excluded[name] for name in changed}
-        keep_ended = table.c.status["state"].as_string().not_in(TERMINAL_NAMES)
-        statement = insert.on_conflict_do_update(
-            index_elements=[table.c.id],
-            set_=changes,
-            where=None if task.status.state in TERMINAL else keep_ended,
-        )
+        statement = self._upsert(status_only=status_only, ended=task.status.state in TERMINAL)
         async with self.engine.begin() as connection:
-            await connection.execute(statement)
+            await connection.execute(statement, values)
+
+    def _upsert(self, *, status_only: bool, ended: bool) -> Any:
+        """The upsert for this kind of save, built once: the row's values come as parameters, so
+        SQLAlchemy neither builds the statement nor computes its cache key on every save."""
+        key = (status_only, ended)
+        statement = self._upserts.get(key)
+        if statement is None:
+            table = self.task_model.__table__
+            insert = _upsert_for(self.engine.dialect.name)(table)
+            columns = [column.key for column in table.columns if column.key != "id"]
+            changed = ("status", "last_updated") if status_only else columns
+            excluded = insert.excluded  # a new alias of the table on every access: read it once
+            keep_ended = table.c.status["state"].as_string().not_in(TERMINAL_NAMES)
+            statement = insert.on_conflict_do_update(
+                index_elements=[table.c.id],
+                set_={name: excluded[name] for name in changed},
+                where=None if ended else keep_ended,
+            )
+            self._upserts[key] = statement
+        return statement
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         await self._ensure_initialized()
