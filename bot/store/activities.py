@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +29,13 @@ PENDING = "pending"
 DONE = "done"
 # A turn taken over this many times has killed (or outlived) every process that ran it: give up.
 MAX_TURN_ATTEMPTS = 5
+
+# Built once: the values come as parameters.
+_FINISH = inbox.update().where(
+    inbox.c.activity_id == bindparam("key"),
+    inbox.c.status == PENDING,
+    inbox.c.owner_run == bindparam("run"),
+)
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,13 @@ class ActivityLedger:
             try:
                 async with self._engine.begin() as connection:
                     await connection.execute(
-                        inbox.insert().values(
+                        inbox.insert(),
+                        dict(
                             activity_id=key[:255],
                             conversation_id=conversation_id[:255],
                             created_at=now(),
                             status=DONE,
-                        )
+                        ),
                     )
             except IntegrityError:
                 return False
@@ -111,7 +119,8 @@ class ActivityLedger:
             try:
                 async with self._engine.begin() as connection:
                     await connection.execute(
-                        inbox.insert().values(
+                        inbox.insert(),
+                        dict(
                             activity_id=activity_id[:255],
                             conversation_id=conversation_id[:255],
                             created_at=moment,
@@ -121,7 +130,7 @@ class ActivityLedger:
                             owner_run=self.owner.run,
                             lease_until=self._lease_end(moment),
                             attempts=1,
-                        )
+                        ),
                     )
                 return Claimed(turn)
             except IntegrityError:
@@ -140,13 +149,14 @@ class ActivityLedger:
         with translated("ending the turn"):
             async with self._engine.begin() as connection:
                 result = await connection.execute(
-                    inbox.update()
-                    .where(
-                        inbox.c.activity_id == activity_id[:255],
-                        inbox.c.status == PENDING,
-                        inbox.c.owner_run == self.owner.run,
-                    )
-                    .values(status=DONE, turn=None, lease_until=None)
+                    _FINISH,
+                    {
+                        "key": activity_id[:255],
+                        "run": self.owner.run,
+                        "status": DONE,
+                        "turn": None,
+                        "lease_until": None,
+                    },
                 )
         if result.rowcount != 1:
             log.warning("turn_lease_lost", activity_id=activity_id)

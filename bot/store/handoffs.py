@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,7 +47,8 @@ class HandoffLedgerStore:
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
-                    handoffs.insert().values(
+                    handoffs.insert(),
+                    dict(
                         handoff_id=handoff.handoff_id,
                         from_bot=handoff.from_,
                         to_bot=self._bot_name,
@@ -62,7 +63,7 @@ class HandoffLedgerStore:
                         task_id=job.task_id,
                         context_id=job.context_id,
                         push_target=job.push.to_json() if job.push is not None else None,
-                    )
+                    ),
                 )
         except IntegrityError:
             return False
@@ -143,15 +144,22 @@ class HandoffLedgerStore:
         with translated("recording the handoff outcome"):
             async with self._engine.begin() as connection:
                 await connection.execute(
-                    handoffs.update()
-                    .where(_this(job))
-                    .values(
-                        status=outcome.status.value,
-                        outcome=outcome.model_dump_json(by_alias=True),
-                        updated_at=now(),
-                    )
+                    _RECORD_OUTCOME,
+                    {
+                        "key": job.handoff.handoff_id,
+                        "by": job.caller,
+                        "status": outcome.status.value,
+                        "outcome": outcome.model_dump_json(by_alias=True),
+                        "updated_at": now(),
+                    },
                 )
 
 
 def _this(job: HandoffJob) -> ColumnElement[bool]:
     return and_(handoffs.c.handoff_id == job.handoff.handoff_id, handoffs.c.caller == job.caller)
+
+
+# Built once: the values come as parameters.
+_RECORD_OUTCOME = handoffs.update().where(
+    handoffs.c.handoff_id == bindparam("key"), handoffs.c.caller == bindparam("by")
+)

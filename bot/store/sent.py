@@ -12,7 +12,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,6 +23,13 @@ from bot.store.schema import sent_handoffs
 
 WAITING = "waiting"
 ENDED = "ended"
+
+# The statements of the hot path, built once: the values come as parameters.
+_NOTE = sent_handoffs.update().where(sent_handoffs.c.handoff_id == bindparam("key"))
+_END = sent_handoffs.update().where(
+    sent_handoffs.c.handoff_id == bindparam("key"), sent_handoffs.c.status == WAITING
+)
+_GET = select(sent_handoffs).where(sent_handoffs.c.handoff_id == bindparam("key"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ class SentHandoffStore:
             try:
                 async with self._engine.begin() as connection:
                     await connection.execute(
-                        sent_handoffs.insert().values(
+                        sent_handoffs.insert(),
+                        dict(
                             handoff_id=handoff.handoff_id,
                             peer=peer,
                             status=WAITING,
@@ -83,7 +91,7 @@ class SentHandoffStore:
                             conversation_type=conversation_type[:20],
                             created_at=moment,
                             updated_at=moment,
-                        )
+                        ),
                     )
             except IntegrityError:
                 return False
@@ -99,29 +107,27 @@ class SentHandoffStore:
             values["task_id"] = task_id
         with translated("updating a sent handoff"):
             async with self._engine.begin() as connection:
-                await connection.execute(
-                    sent_handoffs.update().where(sent_handoffs.c.handoff_id == handoff_id).values(**values)
-                )
+                await connection.execute(_NOTE, {"key": handoff_id, **values})
 
     async def end(self, handoff_id: str, outcome: HandoffOutcome) -> bool:
         """True for the one caller that ended it; False when it had ended already."""
         with translated("ending a sent handoff"):
             async with self._engine.begin() as connection:
                 result = await connection.execute(
-                    sent_handoffs.update()
-                    .where(sent_handoffs.c.handoff_id == handoff_id, sent_handoffs.c.status == WAITING)
-                    .values(status=ENDED, outcome=outcome.model_dump_json(by_alias=True), updated_at=now())
+                    _END,
+                    {
+                        "key": handoff_id,
+                        "status": ENDED,
+                        "outcome": outcome.model_dump_json(by_alias=True),
+                        "updated_at": now(),
+                    },
                 )
         return result.rowcount == 1
 
     async def get(self, handoff_id: str) -> SentHandoff | None:
         with translated("reading a sent handoff"):
             async with self._engine.connect() as connection:
-                row = (
-                    await connection.execute(
-                        select(sent_handoffs).where(sent_handoffs.c.handoff_id == handoff_id)
-                    )
-                ).first()
+                row = (await connection.execute(_GET, {"key": handoff_id})).first()
         return _sent(row) if row is not None else None
 
     async def waiting(self) -> list[SentHandoff]:
