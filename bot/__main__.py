@@ -18,7 +18,7 @@ import uvicorn
 import uvloop
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.http_limits import BoundedHttpToolsProtocol
+from bot.http_limits import KEEP_ALIVE_SECONDS, BoundedHttpToolsProtocol
 from bot.logs import configure_logging
 from bot.manifest import ManifestError, write_package
 from bot.observability import configure_tracing
@@ -151,6 +151,7 @@ async def _serve(settings: Settings, env_file: str | None) -> None:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             http=BoundedHttpToolsProtocol,
         )
         server = _GracefulServer(config)

@@ -14,6 +14,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 32 * 1024
 MAX_HEADERS = 100
+# Idle keep-alive connections are kept longer than HTTP clients keep theirs (httpx and uvicorn both
+# default to 5 s), so the client side always closes first and never sends on a closing connection.
+KEEP_ALIVE_SECONDS = 30
 
 
 class _TooManyHeaders(Exception):

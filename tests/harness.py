@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from a2a_bridge.handoff import HandoffOutcome
 from bot.config import Settings
+from bot.http_limits import KEEP_ALIVE_SECONDS
 from bot.service import BotService, running_bot
 from bot.store import Store
 from bot.store.schema import handoffs
@@ -41,9 +42,15 @@ class LoopbackServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         # A request still held when the server stops (a test that failed before releasing it)
-        # must not hang the run: connections get 5 s to finish.
+        # must not hang the run: connections get 5 s to finish. Idle connections are kept longer
+        # than clients keep them (as the bot process does), so no client reuses one being closed.
         config = uvicorn.Config(
-            app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5
+            app,
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
