@@ -93,8 +93,8 @@ class HandoffRequestHandler(DefaultRequestHandler):
     ended task itself. A handoff's task id derives from the caller and the handoff id, so a retried
     send is answered with that task as it stands and starts nothing. The push target the caller
     names is kept with the claim; the SDK's copy (for the A2A push-configuration methods) is written
-    after the job has started, off the greeting's path. Everything else (questions, messages to an
-    existing task) takes the SDK's own path to the executor."""
+    after the job has started. Everything else (questions, messages to an existing task) takes the
+    SDK's own path to the executor."""
 
     def __init__(
         self,
@@ -158,7 +158,12 @@ class HandoffRequestHandler(DefaultRequestHandler):
                 job.ref, working_status(self._admission.receiver, job.task_id, job.context_id), params.message
             )
             # The ended task, if the job writes it first, is kept: the store never leaves an ended state.
-            await self._handoff_tasks.save(working, context)
+            try:
+                await self._handoff_tasks.save(working, context)
+            except Exception:
+                # The job holds the claim and will write the ended task; an error answer now would
+                # have the caller tell the user it failed while the greeting goes out.
+                log.exception("handoff_task_not_saved")
             if job.push is not None and self._push_config_store is not None:
                 await self._keep_push_config(task_id, params, context)
             if params.configuration.return_immediately:

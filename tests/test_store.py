@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -115,6 +116,23 @@ async def test_history_and_ledger_survive_reopening(store_url: str) -> None:
         assert await second.handoffs.claim(job()) == Finished(delivered(), task_id="task-h-1")
     finally:
         await second.close()
+
+
+async def test_sqlite_statements_run_on_the_loops_own_thread(tmp_path: Path) -> None:
+    """No worker thread per connection (aiosqlite's way): the store adds no thread to the process."""
+    threads = threading.active_count()
+    store = await Store.open(f"sqlite:///{tmp_path}/one.db", bot_name="Bob")
+    try:
+        await store.history.append("a:1", [{"n": 1}])
+        assert await store.history.load("a:1") == [{"n": 1}]
+        assert threading.active_count() == threads
+    finally:
+        await store.close()
+    reopened = await Store.open(f"sqlite:///{tmp_path}/one.db", bot_name="Bob")
+    try:
+        assert await reopened.history.load("a:1") == [{"n": 1}], "committed, not only held in memory"
+    finally:
+        await reopened.close()
 
 
 async def test_an_activity_is_claimed_once(store: Store) -> None:

@@ -10,8 +10,9 @@ difference.
 
 The trade: a statement blocks the loop while it runs. With one connection per process (the engine's
 pool holds one), SQLite's file lock is never contended from inside the process; the process that
-owns a SQLite file is its only writer (replicas need PostgreSQL), so ``busy_timeout`` waits only
-for an outside reader such as a backup.
+owns a SQLite file is its only writer (replicas need PostgreSQL), so ``busy_timeout`` waits only for
+another process that writes the file now and then (a ``doctor`` run); a backup only reads, and in
+WAL mode readers never block the writer.
 """
 
 from __future__ import annotations
