@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from a2a_bridge.auth import SharedSecretSigner
+from bot.store.schema import A2A_TASKS_TABLE
 from tests.conftest import ALICE_DESCRIPTION, BOB_DESCRIPTION
 from tests.harness import (
     CONNECTING,
@@ -114,6 +116,28 @@ async def test_bob_answers_at_once_with_a_working_task_then_pushes_its_end_which
             assert "result" in again.json(), again.text
             assert again.json()["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
             assert len(connector.sent()) == 1, "a retried send is the same task: nobody is greeted twice"
+
+
+async def test_a_working_task_that_cannot_be_written_is_still_answered_as_working_and_greeted_once(
+    http: httpx.AsyncClient, connector: StandInConnector, service_url: str, state_dir: Path
+) -> None:
+    """The claim is Bob's: answering with an error would have the caller tell the user it failed
+    while the greeting goes out."""
+    async with (
+        push_inbox() as (_inbox, inbox_url),
+        started_bot("Bob", BOB_DESCRIPTION, state_dir=state_dir) as bob,
+    ):
+        async with bob.service.store.engine.begin() as connection:
+            await connection.execute(text(f"DROP TABLE {A2A_TASKS_TABLE}"))
+        answer = await http.post(
+            f"{bob.url}/a2a",
+            headers=A2A_HEADERS,
+            json=send_returning_at_once(service_url, f"{inbox_url}/push/h-2", "h-2"),
+        )
+        assert answer.json()["result"]["task"]["status"]["state"] == "TASK_STATE_WORKING", answer.text
+        await connector.wait_for(lambda c: len(c.sent()) == 1)
+        [greeting] = connector.sent()
+        assert greeting.text.startswith("**Bob:**")
 
 
 async def test_teams_throttling_longer_than_the_call_timeout_still_ends_as_delivered_with_one_greeting(
