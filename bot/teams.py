@@ -8,7 +8,6 @@ stored conversation reference, so a turn resumed after a restart answers the sam
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -17,6 +16,7 @@ from datetime import timedelta
 import structlog
 from microsoft_teams.api.activities.install_update.add import InstalledActivity
 from microsoft_teams.api.activities.message import MessageActivity, MessageUpdateActivity
+from microsoft_teams.api.activities.utils import strip_mentions_text
 from microsoft_teams.api.models import ConversationReference
 from microsoft_teams.apps import ActivityContext, App
 from opentelemetry import trace
@@ -43,7 +43,6 @@ MAX_USER_TEXT_CHARS = 8000
 # An edit this soon after sending is answered as the corrected question (people edit to fix what
 # they asked); a later one is a change to history, not a question.
 EDIT_WINDOW = timedelta(minutes=2)
-_MENTION_TAGS = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 
 
 class TeamsSurface:
@@ -126,7 +125,7 @@ class TeamsSurface:
             conversation_id=activity.conversation.id, activity_id=activity.id
         ):
             identity = identity_of(activity)
-            text = _MENTION_TAGS.sub("", activity.text or "").strip()
+            text = (strip_mentions_text(activity) or "").strip()
             if event != "editMessage" or not identity.personal or not text or len(text) > MAX_USER_TEXT_CHARS:
                 log.info("edit_ignored", event=event, scope=identity.conversation_type)
                 return
