@@ -162,7 +162,7 @@ class HandoffTaskStore(DatabaseTaskStore):
         statement = self._upserts.get(key)
         if statement is None:
             table = self.task_model.__table__
-            insert = _upsert_for(self.engine.dialect.name)(table)
+            insert = upsert_for(self.engine.dialect.name)(table)
             columns = [column.key for column in table.columns if column.key != "id"]
             changed = ("status", "last_updated") if status_only else columns
             excluded = insert.excluded  # a new alias of the table on every access: read it once
@@ -196,7 +196,7 @@ class HandoffTaskStore(DatabaseTaskStore):
         return row
 
 
-def _upsert_for(dialect: str) -> Any:
+def upsert_for(dialect: str) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 

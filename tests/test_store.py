@@ -15,8 +15,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 import sqlalchemy
-from a2a.types import TaskState
-from sqlalchemy import text
+from a2a.server.tasks import DatabasePushNotificationConfigStore
+from a2a.types import TaskPushNotificationConfig, TaskState
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -317,6 +318,39 @@ async def test_an_ended_task_is_never_written_back_to_working(store: Store) -> N
     kept = await store.a2a_tasks.get(ref.task_id, context)
     assert kept is not None and kept.status.state == TaskState.TASK_STATE_COMPLETED
     assert await store.a2a_tasks.get(ref.task_id, caller_context("Carol")) is None, "tasks are the caller's"
+
+
+async def test_a_push_target_is_kept_in_one_statement_and_reads_the_same_in_the_sdks_store(
+    store: Store,
+) -> None:
+    task_id = "0d7c2d1e-0000-5000-8000-000000000002"
+    alice, carol = caller_context("Alice"), caller_context("Carol")
+    sdk = DatabasePushNotificationConfigStore(store.engine, create_table=False)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    first = TaskPushNotificationConfig(id="h-1", url="https://alice.test/push/h-1", token="t-1")
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await store.a2a_push_configs.set_info(task_id, first, alice)
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements  # the SDK's merge reads the row before writing it
+    assert [c.url for c in await sdk.get_info(task_id, alice)] == [first.url]
+
+    moved = TaskPushNotificationConfig(id="h-1", url="https://alice.test/push/h-1b", token="t-2")
+    await store.a2a_push_configs.set_info(task_id, moved, alice)
+    await sdk.set_info(task_id, TaskPushNotificationConfig(id="extra", url="https://alice.test/x"), alice)
+    kept = await store.a2a_push_configs.get_info_for_dispatch(task_id)
+    assert sorted((c.id, c.url, c.token, c.task_id) for c in kept) == [
+        ("extra", "https://alice.test/x", "", task_id),
+        ("h-1", moved.url, "t-2", task_id),
+    ]
+    assert await store.a2a_push_configs.get_info(task_id, carol) == [], "push targets are the caller's"
+    await store.a2a_push_configs.delete_info(task_id, alice, "extra")
+    assert [c.id for c in await store.a2a_push_configs.get_info(task_id, alice)] == ["h-1"]
 
 
 async def test_a_consent_pressed_twice_on_two_replicas_takes_the_waiting_handoff_once(store_url: str) -> None:

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from a2a.server.tasks import (
-    DatabasePushNotificationConfigStore,
-    PushNotificationConfigStore,
-)
+from a2a.server.tasks import PushNotificationConfigStore
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from a2a_bridge.push_configs import HandoffPushConfigStore
 from a2a_bridge.tasks import HandoffTaskStore
 from bot.store.activities import ActivityLedger, Owner
 from bot.store.clock import now
@@ -79,7 +77,7 @@ class Store:
             consent=ConsentStore(engine),
             sent=SentHandoffStore(engine),
             a2a_tasks=HandoffTaskStore(engine, create_table=False, table_name=A2A_TASKS_TABLE),
-            a2a_push_configs=DatabasePushNotificationConfigStore(
+            a2a_push_configs=HandoffPushConfigStore(
                 engine, create_table=False, table_name=A2A_PUSH_CONFIGS_TABLE
             ),
         )
