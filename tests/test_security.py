@@ -279,6 +279,25 @@ def test_a_flood_of_new_callers_resets_no_callers_limit() -> None:
     assert limiter.retry_after("Alice") > 0
 
 
+def test_a_limited_caller_waits_for_its_oldest_call_to_leave_the_minute_and_idle_ones_are_forgotten() -> None:
+    now = [1000.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    assert limiter.retry_after("Alice") == 0.0
+    now[0] += 10
+    assert limiter.retry_after("Alice") == 0.0
+    now[0] += 5
+    assert limiter.retry_after("Alice") == pytest.approx(45.0)  # the first call leaves at 1060
+    for n in range(1_000):
+        limiter.retry_after(f"address:10.1.{n // 250}.{n % 250}")
+    assert len(limiter) == 1_001
+    now[0] += 45.5
+    assert limiter.retry_after("Alice") == 0.0, "a refused call is not counted"
+    assert limiter.retry_after("Alice") == pytest.approx(9.5)
+    now[0] += 60
+    assert limiter.retry_after("Bob") == 0.0
+    assert len(limiter) == 1, "callers with no call in the last minute are forgotten"
+
+
 async def test_a_sender_name_is_a_metric_label_only_for_a_known_peer(
     http: httpx.AsyncClient, bob: RunningBot, service_url: str
 ) -> None:
