@@ -6,11 +6,11 @@ runs, and only on A2A traffic (the sub-app sees nothing else).
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -123,17 +123,17 @@ class RateLimiter:
     def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = per_minute
         self._clock = clock
-        # Callers in the order of their last call, so the forgotten ones are always at the front.
-        self._windows: dict[str, deque[float]] = {}
+        # Callers in the order of their last call or refusal: the idle ones gather at the front (one
+        # refused after another's call may sit behind it, and is forgotten once that one is).
+        self._windows: dict[str, list[float]] = {}
 
     def retry_after(self, caller: str) -> float:
         """0 when the call may go ahead (and is counted), else seconds until it may."""
         now = self._clock()
         opened = now - self.WINDOW_SECONDS
         self._forget_callers_idle_since(opened)
-        window = self._windows.pop(caller, None) or deque()
-        while window and window[0] <= opened:
-            window.popleft()
+        window = self._windows.pop(caller, None) or []
+        del window[: bisect.bisect_right(window, opened)]
         self._windows[caller] = window
         if len(window) >= self._limit:
             return max(window[0] - opened, 0.001)

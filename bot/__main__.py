@@ -155,10 +155,10 @@ async def _serve(settings: Settings, env_file: str | None) -> None:
             http=BoundedHttpToolsProtocol,
         )
         server = _GracefulServer(config)
+        _settle_after_start_up()
         peers_refresh = asyncio.create_task(service.peers.refresh())  # start-up never waits for peers
         # SIGHUP: read the description and prompts again (bot.persona); a bad edit keeps the old words.
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.persona.reload)
-        _settle_after_start_up()
         inherited = [_inherited_socket(settings.listen_fd)] if settings.listen_fd is not None else None
         try:
             await server.serve(sockets=inherited)
@@ -182,7 +182,9 @@ def _settle_after_start_up() -> None:
     made each one take about 200 ms, a pause in every request in flight. A handoff leaves several
     hundred objects in reference cycles (HTTP responses, retry state), so the youngest generation
     is collected after ``GC_YOUNG_THRESHOLD`` allocations instead of CPython's 700: fewer, larger
-    collections of the same garbage."""
+    collections of the same garbage. (A frozen object that later falls into an unreachable cycle
+    is never collected: at most what a SIGHUP reload replaces, once per reload. Everything a
+    request builds is made after the freeze.)"""
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
