@@ -24,7 +24,7 @@ from a2a.utils.errors import UnsupportedOperationError
 from a2a_bridge.admission import Admission, HandoffAdmission, Refused
 from a2a_bridge.handoff import Question, request_from_message
 from a2a_bridge.jobs import Claimed, Finished, HandoffJob, HandoffJobs
-from a2a_bridge.tasks import final_status, outcome_message, task_of, working_status
+from a2a_bridge.tasks import ended_task, final_status, outcome_message, working_task
 from a2a_bridge.telemetry import tracer
 
 log = structlog.get_logger(__name__)
@@ -70,18 +70,10 @@ class HandoffAgentExecutor(AgentExecutor):
             await event_queue.enqueue_event(outcome_message(verdict.outcome, job.context_id))
             return
         if isinstance(verdict, Finished):
-            await event_queue.enqueue_event(
-                task_of(job.ref, final_status(verdict.outcome, job.task_id, job.context_id), context.message)
-            )
+            await event_queue.enqueue_event(ended_task(verdict.outcome, job.ref, context.message))
             return
         running = self._jobs.start(job) if isinstance(verdict, Claimed) else None
-        await event_queue.enqueue_event(
-            task_of(
-                job.ref,
-                working_status(self._admission.receiver, job.task_id, job.context_id),
-                context.message,
-            )
-        )
+        await event_queue.enqueue_event(working_task(self._admission.receiver, job.ref, context.message))
         configuration = context.configuration
         if running is not None and not (configuration is not None and configuration.return_immediately):
             outcome = await asyncio.shield(running)

@@ -37,14 +37,7 @@ from a2a_bridge.jobs import Busy, Finished, HandoffJob, HandoffJobs
 from a2a_bridge.limits import A2ABodyLimit, CallerRateLimit, RateLimiter
 from a2a_bridge.push import PushTarget
 from a2a_bridge.push_inbox import PushReceiver, push_route
-from a2a_bridge.tasks import (
-    HandoffTaskStore,
-    final_status,
-    outcome_message,
-    task_id_for,
-    task_of,
-    working_status,
-)
+from a2a_bridge.tasks import HandoffTaskStore, ended_task, outcome_message, task_id_for, working_task
 from a2a_bridge.telemetry import tracer
 
 A2A_PATH = "/a2a"
@@ -139,24 +132,17 @@ class HandoffRequestHandler(DefaultRequestHandler):
                 return outcome_message(verdict.outcome, job.context_id)
             if isinstance(verdict, Finished):
                 log.info("handoff_duplicate", status=verdict.outcome.status.value)
-                status = final_status(verdict.outcome, job.task_id, job.context_id)
-                return task_of(job.ref, status, params.message)
+                return ended_task(verdict.outcome, job.ref, params.message)
             if isinstance(verdict, Busy):
                 log.info("handoff_duplicate", status="working")
                 running = self._jobs.running(job.task_id)
                 if running is not None and not params.configuration.return_immediately:
                     # A caller that waits gets the end, as the first request's caller does.
-                    outcome = await asyncio.shield(running)
-                    return task_of(
-                        job.ref, final_status(outcome, job.task_id, job.context_id), params.message
-                    )
-                status = working_status(self._admission.receiver, job.task_id, job.context_id)
-                return task_of(job.ref, status, params.message)
+                    return ended_task(await asyncio.shield(running), job.ref, params.message)
+                return working_task(self._admission.receiver, job.ref, params.message)
             log.info("handoff_received", from_bot=request.from_, hops=request.hops)
             running = self._jobs.start(job)
-            working = task_of(
-                job.ref, working_status(self._admission.receiver, job.task_id, job.context_id), params.message
-            )
+            working = working_task(self._admission.receiver, job.ref, params.message)
             # The ended task, if the job writes it first, is kept: the store never leaves an ended state.
             try:
                 await self._handoff_tasks.save(working, context)
@@ -168,8 +154,7 @@ class HandoffRequestHandler(DefaultRequestHandler):
                 await self._keep_push_config(task_id, params, context)
             if params.configuration.return_immediately:
                 return apply_history_length(working, params.configuration)
-            outcome = await asyncio.shield(running)
-            ended = task_of(job.ref, final_status(outcome, job.task_id, job.context_id), params.message)
+            ended = ended_task(await asyncio.shield(running), job.ref, params.message)
             return apply_history_length(ended, params.configuration)
 
     async def _keep_push_config(

@@ -94,6 +94,14 @@ def task_of(ref: TaskRef, status: TaskStatus, first_message: Message | None = No
     return task
 
 
+def working_task(receiver: str, ref: TaskRef, first_message: Message | None = None) -> Task:
+    return task_of(ref, working_status(receiver, ref.task_id, ref.context_id), first_message)
+
+
+def ended_task(outcome: HandoffOutcome, ref: TaskRef, first_message: Message | None = None) -> Task:
+    return task_of(ref, final_status(outcome, ref.task_id, ref.context_id), first_message)
+
+
 @dataclass(frozen=True)
 class _Caller(User):
     name: str
@@ -115,7 +123,7 @@ def caller_context(caller: str) -> ServerCallContext:
 
 async def save_final(store: HandoffTaskStore, ref: TaskRef, caller: str, outcome: HandoffOutcome) -> Task:
     """The ended task, written over the working one (its history kept), in one statement."""
-    task = task_of(ref, final_status(outcome, ref.task_id, ref.context_id))
+    task = ended_task(outcome, ref)
     await store.save(task, caller_context(caller), status_only=True)
     return task
 
