@@ -169,7 +169,7 @@ class TeamsSurface:
         if not await self._allowed(identity, to):
             return
         choice = consent_choice(activity)
-        text = (activity.strip_mentions_text().text or "").strip()
+        text = (strip_mentions_text(activity) or "").strip()
         if not text and choice is None:
             await self._best_effort(
                 "refusal", self.replies.say(to, "I can only read text messages. Please type your question.")
