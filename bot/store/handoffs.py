@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -71,11 +71,7 @@ class HandoffLedgerStore:
 
     async def _look(self, job: HandoffJob) -> Claim:
         async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(handoffs.c.status, handoffs.c.outcome, handoffs.c.task_id).where(_this(job))
-                )
-            ).first()
+            row = (await connection.execute(_LOOK, _keys(job))).first()
         if row is None:
             return Busy(task_id=job.task_id)
         if row.status != PENDING:
@@ -89,9 +85,7 @@ class HandoffLedgerStore:
     async def renew(self, job: HandoffJob) -> None:
         with translated("renewing the handoff lease"):
             async with self._engine.begin() as connection:
-                await connection.execute(
-                    handoffs.update().where(_this(job), handoffs.c.status == PENDING).values(updated_at=now())
-                )
+                await connection.execute(_RENEW, {**_keys(job), "updated_at": now()})
 
     async def take_over_expired(self) -> list[HandoffJob]:
         """The pending handoffs whose owner stopped renewing its lease, now owned by this caller."""
@@ -146,8 +140,7 @@ class HandoffLedgerStore:
                 await connection.execute(
                     _RECORD_OUTCOME,
                     {
-                        "key": job.handoff.handoff_id,
-                        "by": job.caller,
+                        **_keys(job),
                         "status": outcome.status.value,
                         "outcome": outcome.model_dump_json(by_alias=True),
                         "updated_at": now(),
@@ -155,11 +148,13 @@ class HandoffLedgerStore:
                 )
 
 
-def _this(job: HandoffJob) -> ColumnElement[bool]:
-    return and_(handoffs.c.handoff_id == job.handoff.handoff_id, handoffs.c.caller == job.caller)
+def _keys(job: HandoffJob) -> dict[str, str]:
+    """The values of ``_THIS`` for this job's row."""
+    return {"key": job.handoff.handoff_id, "by": job.caller}
 
 
 # Built once: the values come as parameters.
-_RECORD_OUTCOME = handoffs.update().where(
-    handoffs.c.handoff_id == bindparam("key"), handoffs.c.caller == bindparam("by")
-)
+_THIS = and_(handoffs.c.handoff_id == bindparam("key"), handoffs.c.caller == bindparam("by"))
+_LOOK = select(handoffs.c.status, handoffs.c.outcome, handoffs.c.task_id).where(_THIS)
+_RENEW = handoffs.update().where(_THIS, handoffs.c.status == PENDING)
+_RECORD_OUTCOME = handoffs.update().where(_THIS)
